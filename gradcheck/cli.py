@@ -1,0 +1,379 @@
+"""The command line: ``python -m gradcheck TARGET...`` (also installed as ``gradcheck``).
+
+A thin shell over :func:`gradcheck.check`: it resolves each TARGET (see :mod:`gradcheck.targets`),
+draws an input, runs the check and prints one line per target. Exit status: 0 when every target
+passes, 1 when any check fails, 2 for usage errors and for targets that cannot be imported or
+constructed (2 wins over 1: something could not even be checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from gradcheck.targets import DEFAULT_FEATURES, Target, TargetError, resolve
+
+__all__ = ["DEFAULT_BATCH", "main"]
+
+DEFAULT_BATCH = 4
+"""Rows of the input when ``--shape`` is not given."""
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+_DTYPES = ("float64", "float32", "float16", "bfloat16")
+_TARGET_KINDS = ("like", "class", "onehot", "prob")
+
+_EPILOG = f"""\
+targets:
+  pkg.mod.Class                 constructed with no arguments
+  'pkg.mod.Class(3, 4, bias=False)'   literal arguments (quote them in the shell)
+  'nnlite.Sequential(nnlite.Linear(2, 3), nnlite.Tanh())'   nested classes
+  path/to/file.py:Class         a class in a file (its folder goes first on sys.path)
+  path/to/file.py               every module class the file defines
+  nnlite                        every module and loss a package exports (its __all__)
+
+In package mode, in_features-like constructor arguments get D (the input's last
+dimension), out_features-like ones D + 1, and a container taking *modules gets the
+chain Sequential(Linear(D, D + 1), Tanh(), Linear(D + 1, D)). BCE losses get
+predictions in (0.05, 0.95) and probability targets, cross-entropy losses class
+targets, unless --range / --target say otherwise.
+
+The input is N x D with N = {DEFAULT_BATCH} and D = the module's in_features (for a
+container, its first layer's) or {DEFAULT_FEATURES}, unless --shape is given.
+
+exit status: 0 all passed, 1 a check failed, 2 usage error or a target that cannot
+be imported or constructed. Colour only on a terminal and never with NO_COLOR set.
+"""
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"shape must be comma-separated positive integers such as 4,3, got {text!r}"
+        ) from None
+    if not shape or any(size < 1 for size in shape):
+        raise argparse.ArgumentTypeError(f"shape sizes must be positive, got {text!r}")
+    return shape
+
+
+def _range(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"range must be LO,HI with LO < HI, such as 0.05,0.95, got {text!r}"
+        ) from None
+    if not low < high:
+        raise argparse.ArgumentTypeError(f"range needs LO < HI, got {text!r}")
+    return low, high
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradcheck",
+        description="Check hand-written backward passes against finite differences.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("targets", nargs="+", metavar="TARGET", help="what to check (see below)")
+    parser.add_argument(
+        "--shape",
+        type=_shape,
+        metavar="N,D",
+        help=f"input shape (default: {DEFAULT_BATCH},D with D from the module, else "
+        f"{DEFAULT_FEATURES})",
+    )
+    parser.add_argument(
+        "--target",
+        choices=_TARGET_KINDS,
+        dest="target_kind",
+        help="loss targets: like the input (default), class indices, one-hot rows or "
+        "probability rows",
+    )
+    parser.add_argument(
+        "--range", type=_range, metavar="LO,HI", dest="input_range", help="input values range"
+    )
+    parser.add_argument("--dtype", choices=_DTYPES, default="float64", help="input dtype")
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "full", "fast"),
+        default="auto",
+        help="full Jacobian, random projections (fast), or by size (auto, the default)",
+    )
+    parser.add_argument("--eps", type=_positive, help="finite-difference step (default: by dtype)")
+    parser.add_argument("--atol", type=_positive, default=1e-5, help="absolute tolerance (1e-5)")
+    parser.add_argument("--rtol", type=_positive, default=1e-3, help="relative tolerance (1e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for inputs and checks (0)")
+    parser.add_argument("--eval", action="store_true", help="check in eval mode")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only failures and summary")
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="full report for every target"
+    )
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    """What happened to one target: ``status`` is pass, fail, error or skipped."""
+
+    name: str
+    status: str
+    reason: str = ""
+    report: Any = None
+    seconds: float = 0.0
+
+
+def _input_features(module: Any) -> int | None:
+    """The input's last dimension as the module declares it: ``in_features``, or its first
+    child's for a container."""
+    for _ in range(16):  # nested containers, bounded
+        features = getattr(module, "in_features", None)
+        if isinstance(features, int):
+            return features
+        children = getattr(module, "children", None)
+        try:
+            module = next(iter(children())) if callable(children) else module[0]
+        except Exception:
+            return None
+    return None
+
+
+def _run(target: Target, args: argparse.Namespace) -> _Outcome:
+    import torch
+
+    import gradcheck
+
+    assert target.build is not None
+    started = time.perf_counter()
+    try:
+        module = target.build()
+    except TargetError as error:
+        return _Outcome(target.name, "error", str(error))
+    options = dict(target.hints)
+    if args.target_kind is not None:
+        options["target_kind"] = args.target_kind
+    if args.input_range is not None:
+        options["input_range"] = args.input_range
+    shape = args.shape or (DEFAULT_BATCH, _input_features(module) or DEFAULT_FEATURES)
+    dtype = getattr(torch, args.dtype)
+    try:
+        inputs = gradcheck.make_input(
+            shape, dtype=dtype, input_range=options.get("input_range"), seed=args.seed
+        )
+        report = gradcheck.check(
+            module,
+            inputs,
+            mode=args.mode,
+            eps=args.eps,
+            atol=args.atol,
+            rtol=args.rtol,
+            seed=args.seed,
+            train=False if args.eval else None,
+            **options,
+        )
+    except (TypeError, ValueError) as error:  # options the checker rejects: a usage error
+        return _Outcome(target.name, "error", f"{type(error).__name__}: {error}")
+    status = "pass" if report.passed else "fail"
+    return _Outcome(target.name, status, report=report, seconds=time.perf_counter() - started)
+
+
+def _outcomes(args: argparse.Namespace) -> list[_Outcome]:
+    features = args.shape[-1] if args.shape else DEFAULT_FEATURES
+    outcomes = []
+    for spec in args.targets:
+        try:
+            targets = resolve(spec, features=features)
+        except TargetError as error:
+            outcomes.append(_Outcome(spec, "error", str(error)))
+            continue
+        for target in targets:
+            if target.skipped:
+                outcomes.append(_Outcome(target.name, "skipped", target.skipped))
+            elif target.error:
+                outcomes.append(_Outcome(target.name, "error", target.error))
+            else:
+                outcomes.append(_run(target, args))
+    return outcomes
+
+
+def _exit_status(outcomes: Sequence[_Outcome]) -> int:
+    statuses = {outcome.status for outcome in outcomes}
+    if "error" in statuses:
+        return EXIT_USAGE
+    return EXIT_FAIL if "fail" in statuses else EXIT_PASS
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+# ---------------------------------------------------------------------------------------------
+
+_COLOURS = {"pass": "32", "fail": "31", "error": "33", "skipped": "2"}
+_LABELS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+
+
+def _use_colour(stream: TextIO) -> bool:
+    """Colour on a terminal only, never with NO_COLOR set (https://no-color.org)."""
+    if "NO_COLOR" in os.environ:
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _paint(text: str, status: str, colour: bool) -> str:
+    return f"\033[{_COLOURS[status]}m{text}\033[0m" if colour else text
+
+
+def _index(index: Any) -> str:
+    if index is None:
+        return ""
+    if isinstance(index, int):
+        return f"[{index}]"
+    return "[" + ", ".join(str(i) for i in index) + "]"
+
+
+def _worst(report: Any) -> str:
+    """``worst |err| 1.2e-11 (gradient: weight)`` from the report's worst tensor, if any."""
+    worst = getattr(report, "worst", None)
+    if callable(worst):
+        worst = worst()
+    if worst is None:
+        return ""
+    check, tensor = worst if isinstance(worst, tuple) else (None, worst)
+    error = getattr(tensor, "max_abs_error", None)
+    if error is None:
+        return ""
+    where = f"{check.name}: {tensor.tensor}" if check is not None else str(tensor.tensor)
+    return f"worst |err| {error:.1e} ({where})"
+
+
+def _failure_lines(report: Any) -> list[str]:
+    """Where each failed check failed: tensor, worst index, numerical vs analytical, tolerance."""
+    lines = []
+    for check in report.checks:
+        if check.passed:
+            continue
+        failed = [t for t in check.tensors if not t.passed]
+        for tensor in failed:
+            tolerance = tensor.atol + tensor.rtol * abs(tensor.numerical)
+            lines.append(
+                f"{check.name}: {tensor.tensor}{_index(tensor.worst_index)} numerical "
+                f"{tensor.numerical:.6g} analytical {tensor.analytical:.6g} |err| "
+                f"{tensor.max_abs_error:.2e} > tol {tolerance:.2e}"
+            )
+        if check.message or not failed:
+            message = (check.message or "failed").rstrip()
+            first, *rest = message.splitlines() or ["failed"]
+            lines.append(f"{check.name}: {first}")
+            lines.extend(f"  {line}" for line in rest)
+    return lines
+
+
+def _print_text(outcomes: Sequence[_Outcome], args: argparse.Namespace, seconds: float) -> None:
+    out = sys.stdout
+    colour = _use_colour(out)
+    width = min(max((len(o.name) for o in outcomes), default=0), 60)
+    for outcome in outcomes:
+        if outcome.status == "skipped" and not args.verbose:
+            continue
+        if outcome.status == "pass" and args.quiet:
+            continue
+        label = _paint(f"{_LABELS[outcome.status]:<5}", outcome.status, colour)
+        detail = outcome.reason if outcome.report is None else _worst(outcome.report)
+        print(f"{label} {outcome.name:<{width}}  {detail}".rstrip(), file=out)
+        if outcome.report is not None and args.verbose:
+            print(_indent(str(outcome.report)), file=out)
+        elif outcome.status == "fail":
+            print(_indent("\n".join(_failure_lines(outcome.report))), file=out)
+    counts = {s: sum(o.status == s for o in outcomes) for s in _LABELS}
+    summary = f"{counts['pass']} passed, {counts['fail']} failed"
+    if counts["error"]:
+        summary += f", {counts['error']} could not be checked"
+    if counts["skipped"]:
+        summary += f", {counts['skipped']} skipped"
+    print(f"{summary} in {seconds:.1f}s", file=out)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"      {line}" if line else "" for line in text.splitlines())
+
+
+def _print_json(outcomes: Sequence[_Outcome], args: argparse.Namespace, status: int) -> None:
+    options = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("targets", "json", "quiet", "verbose")
+    }
+    document = {
+        "passed": status == EXIT_PASS,
+        "exit_status": status,
+        "options": options,
+        "targets": [
+            {
+                "target": outcome.name,
+                "status": outcome.status,
+                "reason": outcome.reason or None,
+                "seconds": round(outcome.seconds, 4),
+                "report": outcome.report.to_dict() if outcome.report is not None else None,
+            }
+            for outcome in outcomes
+        ],
+    }
+    json.dump(document, sys.stdout, indent=2, default=_jsonable)
+    sys.stdout.write("\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | set):
+        return list(value)
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (``sys.argv[1:]`` when None) and return the exit status.
+
+    Args:
+        argv: the arguments after the program name.
+
+    Returns:
+        0 when every target passes, 1 when any check fails, 2 for usage errors and targets that
+        cannot be imported or constructed.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # argparse exits on --help (0) and usage errors (2)
+        return int(exit.code or 0)
+    started = time.perf_counter()
+    outcomes = _outcomes(args)
+    status = _exit_status(outcomes)
+    if args.json:
+        _print_json(outcomes, args, status)
+    else:
+        _print_text(outcomes, args, time.perf_counter() - started)
+    return status
