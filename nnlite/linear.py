@@ -1,0 +1,117 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from nnlite import init
+from nnlite.module import Module
+
+
+class Linear(Module):
+    r"""Applies an affine transformation to the incoming data: :math:`y = xW^T + b`.
+
+    .. math::
+        \frac{\partial \ell}{\partial x} = \frac{\partial \ell}{\partial y} W, \qquad
+        \frac{\partial \ell}{\partial W} \mathrel{+}= \Big(\frac{\partial \ell}{\partial y}\Big)^T x,
+        \qquad
+        \frac{\partial \ell}{\partial b} \mathrel{+}= \sum_n \frac{\partial \ell}{\partial y_n}
+
+    Parameters are initialised as ``torch.nn.Linear`` does: the weight by
+    ``kaiming_uniform_(a=sqrt(5))``, i.e. :math:`\mathcal{U}(-1/\sqrt{k}, 1/\sqrt{k})` with
+    :math:`k` = ``in_features``, and the bias from the same interval, drawn in the same order from
+    torch's global generator, so after the same ``torch.manual_seed`` both hold the same bits.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: if ``False``, the layer learns no additive bias. Default: ``True``.
+        dtype: dtype of the parameters. Default: ``torch.get_default_dtype()``.
+        device: device of the parameters. Default: the CPU.
+
+    Shape:
+        - Input: :math:`(*, H_{in})` with :math:`H_{in}` = ``in_features``.
+        - Output: :math:`(*, H_{out})` with :math:`H_{out}` = ``out_features``.
+    """
+
+    _param_names = ("weight", "bias")
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"Linear: {arg} must be a non-negative int, got {value!r}; "
+                    f"e.g. Linear(in_features=2, out_features=25)"
+                )
+        self.in_features = in_features
+        self.out_features = out_features
+        factory = {"device": device, "dtype": dtype}
+        self.weight = torch.empty((out_features, in_features), **factory)
+        self.weight_grad = torch.zeros_like(self.weight)
+        if bias:
+            self.bias: Tensor | None = torch.empty(out_features, **factory)
+            self.bias_grad: Tensor | None = torch.zeros_like(self.bias)
+        else:
+            self.bias = None
+            self.bias_grad = None
+        self._input: Tensor | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the parameters again, exactly as ``torch.nn.Linear.reset_parameters`` does."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input: Tensor) -> Tensor:
+        x = self._check_input(input)
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self!r} expected input with {self.in_features} features (last dim), "
+                f"got shape {tuple(x.shape)}"
+            )
+        if x.dtype != self.weight.dtype:
+            raise TypeError(
+                f"{self!r} holds {self.weight.dtype} parameters but got {x.dtype} input; convert "
+                f"the input (x.to({self.weight.dtype})) or the layer (layer.to({x.dtype}))"
+            )
+        # NOTE: torch.nn.functional.linear flattens the leading dimensions and calls addmm with
+        # the transposed weight; the same call gives the same bits.
+        flat = x.reshape(-1, self.in_features)
+        if self.bias is None:
+            out = torch.mm(flat, self.weight.t())
+        else:
+            out = torch.addmm(self.bias, flat, self.weight.t())
+        self._input = flat
+        self._batch_shape = tuple(x.shape[:-1])
+        return out.view(*self._batch_shape, self.out_features)
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        flat_input = self._saved(self._input)
+        self._check_grad(grad_output, (*self._batch_shape, self.out_features), flat_input.dtype)
+        grad = grad_output.reshape(-1, self.out_features)
+        # NOTE: autograd's addmm backward computes these products in this orientation; the weight
+        # gradient is grad^T @ input, not (input^T @ grad)^T, for identical bits.
+        self.weight_grad.add_(torch.mm(grad.t(), flat_input))
+        if self.bias_grad is not None:
+            self.bias_grad.add_(grad.sum(0))
+        return torch.mm(grad, self.weight).view(*self._batch_shape, self.in_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )

@@ -1,0 +1,235 @@
+"""The base class every nnlite layer and loss derives from, and the contract they share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` did not match, as torch reports it."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    r"""Base class for all nnlite modules: layers, containers and losses.
+
+    The contract, stated once for every subclass:
+
+    * ``forward(*input)`` computes the output from fresh tensors, never mutating its input, and caches
+      what ``backward`` needs under names that say what they are (``self._input``, ``self._output``,
+      ``self._mask``).
+    * ``backward(*gradwrtoutput)`` takes the gradient of the loss with respect to the output of the last
+      ``forward`` and returns the gradient with respect to its input. It never mutates the gradient it
+      receives nor the tensor ``forward`` returned. It ADDS the gradient of every parameter into that
+      parameter's gradient tensor, so gradients accumulate across calls until :meth:`zero_grad`.
+    * ``param()`` returns ``(parameter, gradient)`` pairs in the order ``torch.nn.Module.parameters()``
+      gives for the same network. The tensors are the module's own: an optimizer built on them updates
+      the module, and :meth:`zero_grad` and :meth:`to` work in place, so pairs taken earlier stay valid.
+
+    A subclass lists the attribute names of its parameters in ``_param_names``; the gradient of
+    parameter ``name`` lives in the attribute ``name + "_grad"``. A parameter set to ``None`` (a
+    ``Linear`` without bias) is skipped. Containers override :meth:`named_children`.
+
+    nnlite never builds an autograd graph: every computation is a plain tensor operation, and the
+    results are the same whether autograd is globally on or off.
+    """
+
+    _param_names: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.training = True
+
+    # ----------------------------------------------------------------------------------------- protocol
+    def forward(self, *input: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(*input)")
+
+    def backward(self, *gradwrtoutput: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(*gradwrtoutput)")
+
+    def __call__(self, *input: Tensor) -> Tensor:
+        return self.forward(*input)
+
+    def param(self) -> list[tuple[Tensor, Tensor]]:
+        """Return the ``(parameter, gradient)`` pairs of this module and its children."""
+        return [(p, g) for _, p, g in self.named_param()]
+
+    def named_param(self, prefix: str = "") -> list[tuple[str, Tensor, Tensor]]:
+        """Return ``(name, parameter, gradient)`` triples, names as in torch's ``state_dict``."""
+        triples = [(prefix + name, p, g) for name, p, g in self._own_params()]
+        for child_name, child in self.named_children():
+            triples.extend(child.named_param(f"{prefix}{child_name}."))
+        return triples
+
+    def zero_grad(self) -> None:
+        """Set every parameter gradient to zero, in place."""
+        for _, _, grad in self.named_param():
+            grad.zero_()
+
+    # ------------------------------------------------------------------------------------ structure
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        return iter(())
+
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def modules(self) -> Iterator[Module]:
+        """Yield this module and, depth first, every module below it."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def train(self, mode: bool = True) -> Module:
+        """Put this module and its children in training mode (``mode=True``) or evaluation mode."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {type(mode).__name__}")
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Put this module and its children in evaluation mode: ``train(False)``."""
+        return self.train(False)
+
+    # ---------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Tensor]:
+        """Return the parameters by torch.nn's keys (``0.weight``, ``0.bias``, ...).
+
+        As in torch, the values share storage with the module's parameters: clone them to keep a
+        snapshot that later training will not change.
+        """
+        return {name: p for name, p, _ in self.named_param()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True) -> IncompatibleKeys:
+        """Copy parameters from ``state_dict`` (torch.nn's keys) into this module, in place.
+
+        Values are converted to each parameter's dtype and device. With ``strict=True`` any missing or
+        unexpected key raises; a shape mismatch always raises, naming the key and both shapes.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+        own = {name: p for name, p, _ in self.named_param()}
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict:
+            if unexpected:
+                keys = ", ".join(f'"{k}"' for k in unexpected)
+                errors.append(f"Unexpected key(s) in state_dict: {keys}. ")
+            if missing:
+                keys = ", ".join(f'"{k}"' for k in missing)
+                errors.append(f"Missing key(s) in state_dict: {keys}. ")
+        for name, param in own.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            if not isinstance(value, Tensor):
+                errors.append(f'While copying the parameter named "{name}", expected a Tensor, '
+                              f"got {type(value).__name__}. ")
+            elif value.shape != param.shape:
+                errors.append(
+                    f"size mismatch for {name}: copying a param with shape {value.shape} from "
+                    f"checkpoint, the shape in current model is {param.shape}."
+                )
+        if errors:
+            details = "\n\t".join(errors)
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{details}"
+            )
+        for name, param in own.items():
+            if name in state_dict:
+                param.copy_(state_dict[name])
+        return IncompatibleKeys(missing, unexpected)
+
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """Convert parameters and gradients in place, as ``Tensor.to`` takes dtype and device.
+
+        The tensor objects are kept (their data is swapped), so pairs from :meth:`param` held by an
+        optimizer see the conversion. Cached forward state is dropped.
+        """
+        for module in self.modules():
+            for _, p, g in module._own_params():
+                p.data = p.data.to(*args, **kwargs)
+                g.data = g.data.to(*args, **kwargs)
+            module._clear_cache()
+        return self
+
+    def double(self) -> Module:
+        return self.to(torch.float64)
+
+    def float(self) -> Module:
+        return self.to(torch.float32)
+
+    # ----------------------------------------------------------------------------------------- repr
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = self.extra_repr().split("\n") if self.extra_repr() else []
+        for name, child in self.named_children():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"({name}): {child_repr}")
+        name = type(self).__name__
+        if not lines:
+            return f"{name}()"
+        if len(lines) == 1 and not list(self.named_children()):
+            return f"{name}({lines[0]})"
+        body = "\n  ".join(lines)
+        return f"{name}(\n  {body}\n)"
+
+    # -------------------------------------------------------------------------------------- helpers
+    def _own_params(self) -> Iterator[tuple[str, Tensor, Tensor]]:
+        for name in self._param_names:
+            p = getattr(self, name)
+            if p is not None:
+                yield name, p, getattr(self, name + "_grad")
+
+    def _clear_cache(self) -> None:
+        for attr in ("_input", "_output", "_mask", "_target", "_grad_input"):
+            if hasattr(self, attr):
+                setattr(self, attr, None)
+
+    def _saved(self, value: Tensor | None) -> Tensor:
+        """Return a tensor cached by ``forward``, or fail clearly if ``forward`` has not run."""
+        if value is None:
+            raise RuntimeError(
+                f"{self!r}: backward() called before forward(); run forward on an input first"
+            )
+        return value
+
+    def _check_input(self, input: Any, name: str = "input") -> Tensor:
+        """Reject non-tensors and non-floating tensors with a message naming the module and value."""
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"{self!r}.forward expected a torch.Tensor as {name}, got {type(input).__name__}"
+            )
+        if not input.is_floating_point():
+            raise TypeError(
+                f"{self!r}.forward expected a floating-point {name}, got dtype {input.dtype}; "
+                f"convert it with .float() or .double()"
+            )
+        return input
+
+    def _check_grad(self, grad: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """Reject an upstream gradient whose type, shape or dtype does not match the output's."""
+        if not isinstance(grad, Tensor):
+            raise TypeError(
+                f"{self!r}.backward expected a torch.Tensor gradient, got {type(grad).__name__}"
+            )
+        if grad.shape != shape:
+            raise ValueError(
+                f"{self!r}.backward expected a gradient of the output's shape {tuple(shape)}, "
+                f"got shape {tuple(grad.shape)}"
+            )
+        if grad.dtype != dtype:
+            raise TypeError(
+                f"{self!r}.backward expected a gradient of dtype {dtype} (the output's), "
+                f"got {grad.dtype}"
+            )
+        return grad
