@@ -1,0 +1,9 @@
+"""Optimizers that update (parameter, gradient) pairs in place, bit for bit as torch.optim does."""
+
+from nnlite.optim import lr_scheduler
+from nnlite.optim.adam import Adam
+from nnlite.optim.lr_scheduler import ExponentialLR, StepLR
+from nnlite.optim.optimizer import Optimizer
+from nnlite.optim.sgd import SGD
+
+__all__ = ["SGD", "Adam", "ExponentialLR", "Optimizer", "StepLR", "lr_scheduler"]

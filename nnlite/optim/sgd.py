@@ -1,0 +1,98 @@
+"""Stochastic gradient descent, optionally with momentum, step for step as torch.optim.SGD."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from torch import Tensor
+
+from nnlite.optim.optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    r"""Implements stochastic gradient descent (optionally with momentum).
+
+    With learning rate :math:`\gamma`, momentum :math:`\mu`, dampening :math:`\tau` and weight
+    decay :math:`\lambda`, each step updates every parameter :math:`\theta` from its gradient
+    :math:`g` as
+
+    .. math::
+        \begin{aligned}
+            g_t &\leftarrow g_t + \lambda \theta_{t-1}
+                && \text{if } \lambda \neq 0 \\
+            b_t &\leftarrow \begin{cases} g_t & t = 1 \\
+                \mu b_{t-1} + (1 - \tau) g_t & t > 1 \end{cases}
+                && \text{if } \mu \neq 0 \\
+            g_t &\leftarrow \begin{cases} g_t + \mu b_t & \text{nesterov} \\
+                b_t & \text{otherwise} \end{cases}
+                && \text{if } \mu \neq 0 \\
+            \theta_t &\leftarrow \theta_{t-1} - \gamma g_t
+        \end{aligned}
+
+    performing the operations of torch's single-tensor implementation in the same order, so the
+    parameters are bit-identical to torch.optim.SGD's. The momentum buffer :math:`b` is kept in
+    ``state[i]["momentum_buffer"]``; the gradient tensors are never modified.
+
+    Args:
+        params (iterable): (parameter, gradient) pairs, e.g. ``model.param()``.
+        lr (float): learning rate :math:`\gamma`.
+        momentum (float, optional): momentum factor :math:`\mu` (default: 0).
+        dampening (float, optional): dampening for momentum :math:`\tau` (default: 0).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
+        nesterov (bool, optional): enables Nesterov momentum (default: False).
+
+    Example:
+        >>> optimizer = nnlite.optim.SGD(model.param(), lr=0.1, momentum=0.9)
+        >>> optimizer.zero_grad()
+        >>> criterion(model(x), t)
+        >>> model.backward(criterion.backward())
+        >>> optimizer.step()
+    """
+
+    def __init__(
+        self,
+        params: Iterable[tuple[Tensor, Tensor]],
+        lr: float,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+    ) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+        }
+        super().__init__(params, defaults)
+
+    def _update(self, index: int, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
+        # NOTE: the operations and their order are torch.optim.sgd._single_tensor_sgd's, for
+        # bit-identical parameters.
+        weight_decay = group["weight_decay"]
+        momentum = group["momentum"]
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+        if momentum != 0:
+            state = self.state.setdefault(index, {})
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = grad.clone()
+                state["momentum_buffer"] = buf
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            if group["nesterov"]:
+                grad = grad.add(buf, alpha=momentum)
+            else:
+                grad = buf
+        param.add_(grad, alpha=-group["lr"])

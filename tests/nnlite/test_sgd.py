@@ -1,0 +1,284 @@
+"""nnlite.optim.SGD against torch.optim.SGD: steps bit-identical, bad arguments refused."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+from nnlite.optim import SGD
+
+SHAPES = [(4, 3), (4,), (2, 3, 2)]
+DTYPES = [torch.float32, torch.float64]
+
+VALID_OPTIONS = [
+    dict(momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+    for momentum, dampening, weight_decay, nesterov in itertools.product(
+        [0.0, 0.9], [0.0, 0.3], [0.0, 0.01], [False, True]
+    )
+    if not (nesterov and (momentum == 0 or dampening != 0))
+]
+
+
+def _options_id(options):
+    return "-".join(f"{key}={value}" for key, value in options.items())
+
+
+def _twin_parameters(dtype, seed=0):
+    """Return nnlite (parameter, gradient) pairs and torch leaf tensors holding the same values."""
+    generator = torch.Generator().manual_seed(seed)
+    params = [torch.randn(shape, generator=generator, dtype=dtype) for shape in SHAPES]
+    pairs = [(p, torch.zeros_like(p)) for p in params]
+    torch_params = [p.clone().requires_grad_() for p in params]
+    return pairs, torch_params
+
+
+def _set_random_gradients(pairs, torch_params, generator):
+    for (_, grad), torch_param in zip(pairs, torch_params, strict=True):
+        grad.copy_(torch.randn(grad.shape, generator=generator, dtype=grad.dtype))
+        torch_param.grad = grad.clone()
+
+
+def _assert_same_tensors(ours, theirs):
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert torch.equal(a, b.detach()), f"tensor {i} differs: max |diff| {(a - b).abs().max()}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("options", VALID_OPTIONS, ids=_options_id)
+def test_fifty_steps_equal_torch_sgd_bit_for_bit(options, dtype):
+    pairs, torch_params = _twin_parameters(dtype)
+    ours = SGD(pairs, lr=0.05, **options)
+    theirs = torch.optim.SGD(torch_params, lr=0.05, **options)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+        _assert_same_tensors([p for p, _ in pairs], torch_params)
+    if options["momentum"] != 0:
+        ours_state, theirs_state = ours.state_dict()["state"], theirs.state_dict()["state"]
+        assert ours_state.keys() == theirs_state.keys() == {0, 1, 2}
+        for i in ours_state:
+            assert torch.equal(ours_state[i]["momentum_buffer"], theirs_state[i]["momentum_buffer"])
+    else:
+        assert ours.state_dict()["state"] == theirs.state_dict()["state"] == {}
+
+
+def test_first_momentum_buffer_is_a_copy_of_the_gradient_not_an_alias():
+    param, grad = torch.ones(3), torch.full((3,), 2.0)
+    optimizer = SGD([(param, grad)], lr=0.1, momentum=0.9)
+    optimizer.step()
+    buf = optimizer.state[0]["momentum_buffer"]
+    assert torch.equal(buf, grad) and buf.data_ptr() != grad.data_ptr()
+    grad.zero_()
+    assert torch.equal(buf, torch.full((3,), 2.0))
+
+
+def test_step_updates_the_parameter_objects_in_place_and_leaves_gradients_alone():
+    pairs, _ = _twin_parameters(torch.float64)
+    ids = [(id(p), p.data_ptr()) for p, _ in pairs]
+    grads_before = [g.fill_(0.5).clone() for _, g in pairs]
+    params_before = [p.clone() for p, _ in pairs]
+    SGD(pairs, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True).step()
+    assert [(id(p), p.data_ptr()) for p, _ in pairs] == ids
+    for (p, g), before, g_before in zip(pairs, params_before, grads_before, strict=True):
+        assert not torch.equal(p, before)
+        assert torch.equal(g, g_before)
+
+
+def test_zero_grad_zeroes_the_gradients_in_place():
+    pairs, _ = _twin_parameters(torch.float32)
+    grads = [g.fill_(3.0) for _, g in pairs]
+    SGD(pairs, lr=0.1).zero_grad()
+    for (_, g), same in zip(pairs, grads, strict=True):
+        assert g is same and torch.equal(g, torch.zeros_like(g))
+
+
+def test_param_groups_holds_the_hyperparameters_and_a_changed_lr_takes_effect():
+    param, grad = torch.zeros(2), torch.ones(2)
+    optimizer = SGD([(param, grad)], lr=0.5)
+    group = optimizer.param_groups[0]
+    assert {k: group[k] for k in ("lr", "momentum", "dampening", "weight_decay", "nesterov")} == {
+        "lr": 0.5,
+        "momentum": 0,
+        "dampening": 0,
+        "weight_decay": 0,
+        "nesterov": False,
+    }
+    assert group["params"][0] is param
+    group["lr"] = 0.25
+    optimizer.step()
+    assert torch.equal(param, torch.full((2,), -0.25))
+
+
+def test_params_iterable_is_read_once_like_a_generator():
+    pairs, _ = _twin_parameters(torch.float32)
+    optimizer = SGD((pair for pair in pairs), lr=0.1)
+    assert optimizer.param_groups[0]["params"] == [p for p, _ in pairs]
+
+
+def test_state_dict_is_shaped_like_torch_and_continues_in_torch_bit_for_bit():
+    options = dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)
+    pairs, torch_params = _twin_parameters(torch.float32)
+    ours = SGD(pairs, **options)
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+    saved = ours.state_dict()
+    assert saved["param_groups"] == [{**options, "nesterov": False, "params": [0, 1, 2]}]
+    with torch.no_grad():
+        for torch_param, (param, _) in zip(torch_params, pairs, strict=True):
+            torch_param.copy_(param)
+    theirs = torch.optim.SGD(torch_params, lr=1.0)
+    # torch.optim keeps the loaded tensors themselves (it would share our buffers): give it a copy,
+    # as a checkpoint file would.
+    theirs.load_state_dict(copy.deepcopy(saved))
+    for _ in range(10):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+    _assert_same_tensors([p for p, _ in pairs], torch_params)
+
+
+def test_load_state_dict_takes_torch_state_and_continues_bit_for_bit():
+    options = dict(lr=0.05, momentum=0.8, nesterov=True)
+    pairs, torch_params = _twin_parameters(torch.float64)
+    theirs = torch.optim.SGD(torch_params, **options)
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        _set_random_gradients(pairs, torch_params, generator)
+        theirs.step()
+    for (param, _), torch_param in zip(pairs, torch_params, strict=True):
+        param.copy_(torch_param.detach())
+    ours = SGD(pairs, lr=1.0)
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.param_groups[0]["lr"] == 0.05 and ours.param_groups[0]["nesterov"] is True
+    # nnlite copies the loaded buffers: stepping torch must not move ours.
+    assert ours.state[0]["momentum_buffer"] is not theirs.state[torch_params[0]]["momentum_buffer"]
+    for _ in range(10):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+    _assert_same_tensors([p for p, _ in pairs], torch_params)
+
+
+def test_load_state_dict_refuses_torch_options_nnlite_does_not_implement():
+    torch_param = torch.zeros(2, requires_grad=True)
+    saved = torch.optim.SGD([torch_param], lr=0.1, maximize=True).state_dict()
+    optimizer = SGD([(torch.zeros(2), torch.zeros(2))], lr=0.1)
+    with pytest.raises(ValueError, match="maximize=True: nnlite's SGD does not implement maximize"):
+        optimizer.load_state_dict(saved)
+
+
+def test_load_state_dict_refuses_a_different_number_of_parameters():
+    saved = SGD([(torch.zeros(2), torch.zeros(2))] * 2, lr=0.1).state_dict()
+    optimizer = SGD([(torch.zeros(2), torch.zeros(2))], lr=0.1)
+    with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
+        optimizer.load_state_dict(saved)
+
+
+def test_step_returns_the_closure_loss_after_calling_it_first():
+    param, grad = torch.zeros(1), torch.zeros(1)
+    optimizer = SGD([(param, grad)], lr=1.0)
+
+    def closure():
+        grad.fill_(2.0)
+        return 7.0
+
+    assert optimizer.step(closure) == 7.0
+    assert torch.equal(param, torch.tensor([-2.0]))
+
+
+def _pair():
+    return (torch.zeros(2), torch.zeros(2))
+
+
+BAD_ARGUMENTS = [
+    ("negative-lr", lambda: SGD([_pair()], lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    (
+        "negative-momentum",
+        lambda: SGD([_pair()], lr=0.1, momentum=-0.5),
+        ValueError,
+        "Invalid momentum value: -0.5",
+    ),
+    (
+        "negative-weight-decay",
+        lambda: SGD([_pair()], lr=0.1, weight_decay=-0.1),
+        ValueError,
+        "Invalid weight_decay value: -0.1",
+    ),
+    (
+        "nesterov-without-momentum",
+        lambda: SGD([_pair()], lr=0.1, nesterov=True),
+        ValueError,
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
+    (
+        "nesterov-with-dampening",
+        lambda: SGD([_pair()], lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+        ValueError,
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
+    ("empty-list", lambda: SGD([], lr=0.1), ValueError, "optimizer got an empty parameter list"),
+    (
+        "single-tensor",
+        lambda: SGD(torch.zeros(2), lr=0.1),
+        TypeError,
+        r"pairs such as model.param\(\), but got a single torch.FloatTensor",
+    ),
+    (
+        "bare-tensors-as-torch-parameters-gives",
+        lambda: SGD([torch.zeros(2)], lr=0.1),
+        TypeError,
+        "but item 0 is a torch.float32 tensor of shape",
+    ),
+    (
+        "triple",
+        lambda: SGD([(torch.zeros(2),) * 3], lr=0.1),
+        TypeError,
+        r"item 0 is a tuple of length 3 \(Tensor, Tensor, Tensor\)",
+    ),
+    (
+        "gradient-not-a-tensor",
+        lambda: SGD([_pair(), (torch.zeros(2), None)], lr=0.1),
+        TypeError,
+        r"item 1 is a tuple of length 2 \(Tensor, NoneType\)",
+    ),
+    (
+        "gradient-shape-mismatch",
+        lambda: SGD([(torch.zeros(2, 3), torch.zeros(3))], lr=0.1),
+        ValueError,
+        r"parameter 0 must match .* shape \(2, 3\) .* gradient is a torch.float32 tensor of "
+        r"shape \(3,\)",
+    ),
+    (
+        "gradient-dtype-mismatch",
+        lambda: SGD([(torch.zeros(2), torch.zeros(2, dtype=torch.float64))], lr=0.1),
+        ValueError,
+        "the gradient is a torch.float64 tensor",
+    ),
+    (
+        "integer-parameter",
+        lambda: SGD([(torch.zeros(2, dtype=torch.long),) * 2], lr=0.1),
+        TypeError,
+        "floating-point parameters, but parameter 0 has dtype torch.int64",
+    ),
+    (
+        "parameter-requiring-grad",
+        lambda: SGD([(torch.zeros(2, requires_grad=True), torch.zeros(2))], lr=0.1),
+        ValueError,
+        r"never uses autograd; pass tensors with requires_grad=False \(for example",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [case[1:] for case in BAD_ARGUMENTS],
+    ids=[case[0] for case in BAD_ARGUMENTS],
+)
+def test_bad_argument_is_refused_with_a_clear_message(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
