@@ -249,48 +249,29 @@ def _paint(text: str, status: str, colour: bool) -> str:
     return f"\033[{_COLOURS[status]}m{text}\033[0m" if colour else text
 
 
-def _index(index: Any) -> str:
-    if index is None:
-        return ""
-    if isinstance(index, int):
-        return f"[{index}]"
-    return "[" + ", ".join(str(i) for i in index) + "]"
-
-
 def _worst(report: Any) -> str:
-    """``worst |err| 1.2e-11 (gradient: weight)`` from the report's worst tensor, if any."""
-    worst = getattr(report, "worst", None)
-    if callable(worst):
-        worst = worst()
-    if worst is None:
+    """``worst error 1.2e-11 <= tol 1.0e-05 (input_gradient: weight)``, or empty."""
+    worst = report.worst
+    if worst is None or worst.numerical is None or worst.analytical is None:
         return ""
-    check, tensor = worst if isinstance(worst, tuple) else (None, worst)
-    error = getattr(tensor, "max_abs_error", None)
-    if error is None:
-        return ""
-    where = f"{check.name}: {tensor.tensor}" if check is not None else str(tensor.tensor)
-    return f"worst |err| {error:.1e} ({where})"
+    check = next((c.name for c in report.checks if any(t is worst for t in c.tensors)), "")
+    error = abs(worst.numerical - worst.analytical)
+    verdict = "<=" if worst.passed else ">"
+    return f"worst error {error:.1e} {verdict} tol {worst.tolerance:.1e} ({check}: {worst.tensor})"
 
 
-def _failure_lines(report: Any) -> list[str]:
-    """Where each failed check failed: tensor, worst index, numerical vs analytical, tolerance."""
+def _failure_lines(report: Any, verbose: bool) -> list[str]:
+    """What failed and where: the check and its message, then each failing tensor's worst entry
+    (index, numerical vs analytical, error vs tolerance); the module's traceback with -v."""
     lines = []
-    for check in report.checks:
-        if check.passed:
-            continue
-        failed = [t for t in check.tensors if not t.passed]
-        for tensor in failed:
-            tolerance = tensor.atol + tensor.rtol * abs(tensor.numerical)
-            lines.append(
-                f"{check.name}: {tensor.tensor}{_index(tensor.worst_index)} numerical "
-                f"{tensor.numerical:.6g} analytical {tensor.analytical:.6g} |err| "
-                f"{tensor.max_abs_error:.2e} > tol {tolerance:.2e}"
-            )
-        if check.message or not failed:
-            message = (check.message or "failed").rstrip()
-            first, *rest = message.splitlines() or ["failed"]
-            lines.append(f"{check.name}: {first}")
-            lines.extend(f"  {line}" for line in rest)
+    for check in report.failures:
+        first, *rest = (check.message or "failed").rstrip().splitlines() or ["failed"]
+        lines.append(f"{check.name}: {first}")
+        lines.extend(f"  {line}" for line in rest)
+        lines.extend(f"  {tensor.describe()}" for tensor in check.tensors if not tensor.passed)
+        if check.traceback:
+            trace = check.traceback.rstrip().splitlines()
+            lines.extend(f"  {line}" for line in (trace if verbose else trace[-1:]))
     return lines
 
 
@@ -306,10 +287,10 @@ def _print_text(outcomes: Sequence[_Outcome], args: argparse.Namespace, seconds:
         label = _paint(f"{_LABELS[outcome.status]:<5}", outcome.status, colour)
         detail = outcome.reason if outcome.report is None else _worst(outcome.report)
         print(f"{label} {outcome.name:<{width}}  {detail}".rstrip(), file=out)
-        if outcome.report is not None and args.verbose:
+        if outcome.status == "fail":
+            print(_indent("\n".join(_failure_lines(outcome.report, args.verbose))), file=out)
+        elif outcome.report is not None and args.verbose:
             print(_indent(str(outcome.report)), file=out)
-        elif outcome.status == "fail":
-            print(_indent("\n".join(_failure_lines(outcome.report))), file=out)
     counts = {s: sum(o.status == s for o in outcomes) for s in _LABELS}
     summary = f"{counts['pass']} passed, {counts['fail']} failed"
     if counts["error"]:

@@ -10,7 +10,9 @@ A TARGET is one of::
     pkg                                # every module and loss a package exports (its ``__all__``)
 
 Nothing here evaluates user text: call arguments go through :func:`ast.literal_eval`, names are
-resolved by import and attribute lookup. This file knows nothing about gradients; it only builds
+resolved by import and attribute lookup, and the only things ever called are module classes
+(a ``forward`` and a ``backward``, or a ``torch.nn.Module``), so ``os.system('...')`` is refused
+rather than run. This file knows nothing about gradients; it only builds
 :class:`Target` objects the CLI hands to :func:`gradcheck.check`.
 """
 
@@ -155,27 +157,40 @@ def _format(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _import(module_name: str) -> types.ModuleType | None:
+    """Import ``module_name``; None if it does not exist, TargetError if importing it fails."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name == module_name:
+            return None
+        raise TargetError(f"importing {module_name!r} failed: {error}") from None
+    except Exception as error:  # the user's module raised while importing
+        raise TargetError(
+            f"importing {module_name!r} failed: {type(error).__name__}: {error}"
+        ) from None
+
+
 def _import_dotted(name: str) -> Any:
-    """Import the longest module prefix of ``name`` and look the rest up as attributes."""
-    parts = name.split(".")
-    for stop in range(len(parts), 0, -1):
-        module_name = ".".join(parts[:stop])
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            missing = error.name or ""
-            if missing == module_name or module_name.startswith(missing + "."):
+    """Import ``name``'s first part, then take each further part as an attribute or, failing
+    that, a submodule: ``nnlite.Linear``, ``nnlite.linear.Linear``, ``torch.nn``."""
+    head, *rest = name.split(".")
+    obj = _import(head)
+    if obj is None:
+        raise TargetError(
+            f"no module named {head!r} (target {name!r}): install it, run from the folder that "
+            "holds it, or name a file as 'path/to/file.py:Class'"
+        )
+    owner = head
+    for attr in rest:
+        if not hasattr(obj, attr) and isinstance(obj, types.ModuleType):
+            submodule = _import(f"{owner}.{attr}")
+            if submodule is not None:
+                obj, owner = submodule, f"{owner}.{attr}"
                 continue
-            raise TargetError(f"importing {module_name!r} failed: {error}") from None
-        except Exception as error:  # the user's module failed while importing
-            raise TargetError(
-                f"importing {module_name!r} failed: {type(error).__name__}: {error}"
-            ) from None
-        return _getattr_chain(obj, module_name, parts[stop:])
-    raise TargetError(
-        f"no module named {parts[0]!r} (target {name!r}): install it, run from the folder that "
-        "holds it, or name a file as 'path/to/file.py:Class'"
-    )
+        obj = _getattr_chain(obj, owner, [attr])
+        owner = f"{owner}.{attr}"
+    return obj
 
 
 def _getattr_chain(obj: Any, owner: str, rest: Sequence[str]) -> Any:
@@ -402,6 +417,11 @@ def _instantiate(value: Any, namespace: types.ModuleType | None) -> Any:
         obj = _lookup(value.name, namespace)
         if not value.called:
             return obj
+        if not is_module_class(obj):
+            raise TargetError(
+                f"{value.name} is not a module class: a target only ever calls classes with "
+                "forward() and backward() (or torch.nn.Module subclasses), nothing else"
+            )
         args = [_instantiate(a, namespace) for a in value.args]
         kwargs = {k: _instantiate(a, namespace) for k, a in value.kwargs}
         try:
