@@ -1,0 +1,1 @@
+"""Benchmarks of nnlite against torch.nn, run with pytest-benchmark (see README.md)."""

@@ -1,0 +1,59 @@
+"""Shared setup of the benchmarks: one thread, the short mode, and throughput in ``extra_info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# Both frameworks run on one thread, so that a ratio compares the code, not the core count.
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
+
+SHORT_MODE = {
+    "benchmark_min_rounds": 3,
+    "benchmark_max_time": "0.05",
+    "benchmark_warmup": False,
+}
+"""pytest-benchmark options that ``--bench-short`` sets: at least 3 rounds, about 50 ms each."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench-short",
+        action="store_true",
+        help="short mode for CI: 3 rounds and ~50 ms per benchmark, 1 memory sample per framework",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-benchmark reads its options in its own (trylast) pytest_configure, after this one.
+    if config.getoption("bench_short"):
+        for name, value in SHORT_MODE.items():
+            setattr(config.option, name, value)
+    json_path = config.getoption("benchmark_json", default=None)
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture
+def short_mode(request: pytest.FixtureRequest) -> bool:
+    """Whether the run is in the short mode (``--bench-short``)."""
+    return bool(request.config.getoption("bench_short"))
+
+
+@pytest.fixture
+def record(benchmark):  # noqa: ANN001, ANN201 (pytest-benchmark's fixture has no public type)
+    """Store, after the benchmark ran, the framework, the work of one call and its throughput.
+
+    ``work`` is what one call processes (samples, or Jacobian entries); the throughput is taken at
+    the median time, and ``benchmarks/ratios.py`` can recompute it from any saved statistic.
+    """
+
+    def record(framework: str, work: int, unit: str, **info: object) -> None:
+        benchmark.extra_info.update(framework=framework, work=work, unit=unit, **info)
+        if benchmark.stats is not None:  # None under --benchmark-disable
+            benchmark.extra_info["throughput"] = work / benchmark.stats.stats.median
+
+    return record
