@@ -3,7 +3,7 @@
 Each function computes its bound or standard deviation with torch's own Python float expression and
 draws with the same in-place tensor method (``uniform_``/``normal_``) from the same generator, so
 the tensors are bit-identical to ``torch.nn.init``'s. Unlike torch.nn.init these never touch
-autograd: the tensor must not require grad (pass ``tensor.detach()``, which shares its storage).
+autograd: to fill a tensor that requires grad, pass ``tensor.detach()`` (it shares the storage).
 """
 
 from __future__ import annotations
@@ -41,11 +41,6 @@ _LINEAR_FNS = (
 def _check_tensor(tensor: object, function: str) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{function} expects a torch.Tensor to fill, got {type(tensor).__name__}")
-    if tensor.requires_grad:
-        raise ValueError(
-            f"{function} was given a tensor that requires grad, but nnlite never uses autograd; "
-            "pass tensor.detach() (it shares the storage, so the tensor is filled all the same)"
-        )
     return tensor
 
 

@@ -51,11 +51,6 @@ def _as_pairs(params: Iterable[tuple[Tensor, Tensor]], owner: str) -> list[tuple
                 f"{owner} can only optimize floating-point parameters, but parameter {i} has "
                 f"dtype {param.dtype}"
             )
-        if param.requires_grad or grad.requires_grad:
-            raise ValueError(
-                f"{owner}: parameter {i} or its gradient requires grad, but nnlite never uses "
-                "autograd; pass tensors with requires_grad=False (for example tensor.detach())"
-            )
         if grad.shape != param.shape or grad.dtype != param.dtype or grad.device != param.device:
             raise ValueError(
                 f"{owner}: the gradient of parameter {i} must match the parameter's shape, dtype "

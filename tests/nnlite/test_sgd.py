@@ -265,12 +265,6 @@ BAD_ARGUMENTS = [
         TypeError,
         "floating-point parameters, but parameter 0 has dtype torch.int64",
     ),
-    (
-        "parameter-requiring-grad",
-        lambda: SGD([(torch.zeros(2, requires_grad=True), torch.zeros(2))], lr=0.1),
-        ValueError,
-        r"never uses autograd; pass tensors with requires_grad=False \(for example",
-    ),
 ]
 
 
