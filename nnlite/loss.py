@@ -12,6 +12,9 @@ from torch import Tensor
 from nnlite.module import Module
 
 _REDUCTIONS = ("mean", "sum")
+# NOTE: torch's BCE backward clamps the denominator at a float constant 1e-12, which is
+# 9.999999960041972e-13 once widened; a double 1e-12 gives other bits for float64 inputs.
+_BCE_EPSILON = torch.tensor(1e-12, dtype=torch.float32).item()
 
 
 class _Loss(Module):
@@ -44,9 +47,6 @@ class _Loss(Module):
 
     def _reduce(self, elementwise: Tensor) -> Tensor:
         return elementwise.mean() if self.reduction == "mean" else elementwise.sum()
-
-    def extra_repr(self) -> str:
-        return "" if self.reduction == "mean" else f"reduction={self.reduction}"
 
 
 class MSELoss(_Loss):
@@ -122,7 +122,7 @@ class BCELoss(_Loss):
     def backward(self) -> Tensor:
         input = self._saved(self._input)
         # NOTE: torch's binary_cross_entropy_backward: (x - y) / max((1 - x) * x, 1e-12), then / n.
-        grad = (input - self._target) / ((1 - input) * input).clamp_min_(1e-12)
+        grad = (input - self._target) / ((1 - input) * input).clamp_min_(_BCE_EPSILON)
         if self.reduction == "mean":
             grad.div_(input.numel())
         return grad

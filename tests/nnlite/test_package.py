@@ -1,0 +1,45 @@
+"""The package's public surface and its ground rules."""
+
+import ast
+import pathlib
+
+import nnlite
+
+ROOT = pathlib.Path(nnlite.__file__).parent
+
+
+def test_all_is_sorted_and_complete():
+    assert nnlite.__all__ == sorted(nnlite.__all__)
+    public = {
+        name
+        for name, value in vars(nnlite).items()
+        if not name.startswith("_")
+        and (isinstance(value, type) or type(value).__name__ == "module")
+    }
+    assert public == set(nnlite.__all__)
+
+
+def test_nnlite_uses_no_torch_nn_autograd_optim_nor_requires_grad():
+    forbidden = ("torch.nn", "torch.autograd", "torch.optim")
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        source = path.read_text()
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.Attribute):
+                names = [ast.unparse(node)]
+            elif isinstance(node, ast.keyword) and node.arg == "requires_grad":
+                names = ["requires_grad=..."]
+            else:
+                continue
+            for name in names:
+                if (
+                    any(name == f or name.startswith(f + ".") for f in forbidden)
+                    or "requires_grad" in name
+                ):
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []
