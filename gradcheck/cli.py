@@ -17,12 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from gradcheck.targets import DEFAULT_FEATURES, Target, TargetError, resolve
+from gradcheck.inputs import DEFAULT_BATCH, DEFAULT_FEATURES
+from gradcheck.targets import Target, TargetError, resolve
 
-__all__ = ["DEFAULT_BATCH", "main"]
-
-DEFAULT_BATCH = 4
-"""Rows of the input when ``--shape`` is not given."""
+__all__ = ["main"]
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -149,25 +147,11 @@ class _Outcome:
     seconds: float = 0.0
 
 
-def _input_features(module: Any) -> int | None:
-    """The input's last dimension as the module declares it: ``in_features``, or its first
-    child's for a container."""
-    for _ in range(16):  # nested containers, bounded
-        features = getattr(module, "in_features", None)
-        if isinstance(features, int):
-            return features
-        children = getattr(module, "children", None)
-        try:
-            module = next(iter(children())) if callable(children) else module[0]
-        except Exception:
-            return None
-    return None
-
-
 def _run(target: Target, args: argparse.Namespace) -> _Outcome:
     import torch
 
     import gradcheck
+    from gradcheck.inputs import default_shape, loss_defaults
 
     assert target.build is not None
     started = time.perf_counter()
@@ -175,27 +159,29 @@ def _run(target: Target, args: argparse.Namespace) -> _Outcome:
         module = target.build()
     except TargetError as error:
         return _Outcome(target.name, "error", str(error))
-    options = dict(target.hints)
+    target_kind, input_range = (
+        loss_defaults(module) if gradcheck.is_loss(module) else ("auto", None)
+    )
     if args.target_kind is not None:
-        options["target_kind"] = args.target_kind
+        target_kind = args.target_kind
     if args.input_range is not None:
-        options["input_range"] = args.input_range
-    shape = args.shape or (DEFAULT_BATCH, _input_features(module) or DEFAULT_FEATURES)
-    dtype = getattr(torch, args.dtype)
+        input_range = args.input_range
+    shape = args.shape or default_shape(module)
     try:
         inputs = gradcheck.make_input(
-            shape, dtype=dtype, input_range=options.get("input_range"), seed=args.seed
+            shape, dtype=getattr(torch, args.dtype), input_range=input_range, seed=args.seed
         )
         report = gradcheck.check(
             module,
             inputs,
+            target_kind=target_kind,
+            input_range=input_range,
             mode=args.mode,
             eps=args.eps,
             atol=args.atol,
             rtol=args.rtol,
             seed=args.seed,
             train=False if args.eval else None,
-            **options,
         )
     except (TypeError, ValueError) as error:  # options the checker rejects: a usage error
         return _Outcome(target.name, "error", f"{type(error).__name__}: {error}")
@@ -260,6 +246,17 @@ def _worst(report: Any) -> str:
     return f"worst error {error:.1e} {verdict} tol {worst.tolerance:.1e} ({check}: {worst.tensor})"
 
 
+def _summary(report: Any) -> str:
+    """The verdict's detail: the worst gradient entry, and the failed checks by name."""
+    failed = [c.name for c in report.failures]
+    worst = _worst(report)
+    if not failed:
+        return worst
+    if report.worst is not None and not report.worst.passed:
+        return f"{worst}; failed: {', '.join(failed)}"
+    return f"failed: {', '.join(failed)}"
+
+
 def _failure_lines(report: Any, verbose: bool) -> list[str]:
     """What failed and where: the check and its message, then each failing tensor's worst entry
     (index, numerical vs analytical, error vs tolerance); the module's traceback with -v."""
@@ -285,7 +282,7 @@ def _print_text(outcomes: Sequence[_Outcome], args: argparse.Namespace, seconds:
         if outcome.status == "pass" and args.quiet:
             continue
         label = _paint(f"{_LABELS[outcome.status]:<5}", outcome.status, colour)
-        detail = outcome.reason if outcome.report is None else _worst(outcome.report)
+        detail = outcome.reason if outcome.report is None else _summary(outcome.report)
         print(f"{label} {outcome.name:<{width}}  {detail}".rstrip(), file=out)
         if outcome.status == "fail":
             print(_indent("\n".join(_failure_lines(outcome.report, args.verbose))), file=out)
@@ -353,8 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     outcomes = _outcomes(args)
     status = _exit_status(outcomes)
-    if args.json:
-        _print_json(outcomes, args, status)
-    else:
-        _print_text(outcomes, args, time.perf_counter() - started)
+    try:
+        if args.json:
+            _print_json(outcomes, args, status)
+        else:
+            _print_text(outcomes, args, time.perf_counter() - started)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into head: stop writing, keep the exit status
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return status

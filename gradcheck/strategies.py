@@ -135,9 +135,12 @@ def tensors(
             f"no value in [{min_value}, {max_value}] is {margin} away from the kinks {kinks}; "
             "widen the range or pass kinks=()"
         )
-    width = 32 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 64
+    # Values are drawn in float64 and rounded to ``dtype``; shrinking each interval by two of
+    # dtype's ulps keeps the rounded values inside the range and outside the kink margins.
+    ulp = 2 * torch.finfo(dtype).eps
+    intervals = [(a + abs(a) * ulp, b - abs(b) * ulp) for a, b in intervals]
     elements = st.one_of(
-        *(st.floats(a, b, allow_nan=False, allow_infinity=False, width=width) for a, b in intervals)
+        *(st.floats(a, b, allow_nan=False, allow_infinity=False) for a, b in intervals if a <= b)
     )
     shape_strategy = shapes() if shape is None else _strategy(shape)
 

@@ -28,22 +28,20 @@ import sys
 import textwrap
 import types
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from gradcheck.inputs import DEFAULT_FEATURES
+
 __all__ = [
-    "DEFAULT_FEATURES",
     "Target",
     "TargetError",
     "derive_arguments",
-    "hints_for",
     "is_abstract",
     "is_module_class",
     "resolve",
 ]
 
-DEFAULT_FEATURES = 3
-"""Input features (last dimension) used when neither ``--shape`` nor the module says otherwise."""
 
 _IN_NAMES = frozenset({"in_features", "in_dim", "input_dim", "input_size", "n_in", "fan_in"})
 _OUT_NAMES = frozenset({"out_features", "out_dim", "output_dim", "output_size", "n_out", "fan_out"})
@@ -65,8 +63,6 @@ class Target:
     Args:
         name: a TARGET string that rebuilds the same module, e.g. ``nnlite.Linear(3, 4)``.
         build: makes a fresh instance; an exception from it is the module's own.
-        hints: check options this target needs by its nature (e.g. a BCE loss needs
-            predictions in (0, 1)); options given on the command line take precedence.
         error: set instead of ``build`` when the target cannot be constructed; the reason.
         skipped: set instead of ``build`` for an export that is not checked (an abstract base,
             an optimizer, a function); the reason, shown with ``-v``.
@@ -74,7 +70,6 @@ class Target:
 
     name: str
     build: Callable[[], Any] | None = None
-    hints: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     skipped: str | None = None
 
@@ -303,7 +298,7 @@ def is_abstract(cls: type) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Constructor arguments derived for package mode, and per-class check hints
+# Constructor arguments derived for package mode
 # ---------------------------------------------------------------------------------------------
 
 
@@ -364,21 +359,6 @@ def derive_arguments(cls: type, prefix: str, features: int, namespace: Any) -> _
             _Call(qualify("Linear"), (hidden, features), called=True),
         ]
     return _Call(qualify(cls.__name__), tuple(args), called=True)
-
-
-def hints_for(cls: type) -> dict[str, Any]:
-    """Check options a class needs by its nature, recognised from torch's loss names.
-
-    A ``BCELoss`` takes probabilities, so its predictions are drawn in (0.05, 0.95) and its
-    targets are probabilities; ``CrossEntropyLoss`` and ``NLLLoss`` get class-index targets.
-    Options given on the command line override these.
-    """
-    name = cls.__name__.lower()
-    if "bce" in name and "logits" not in name:
-        return {"input_range": (0.05, 0.95), "target_kind": "prob"}
-    if "crossentropy" in name or "nllloss" in name:
-        return {"target_kind": "class"}
-    return {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +428,7 @@ def _constructed(name: str, call: _Call, namespace: types.ModuleType | None) -> 
     def build() -> Any:
         return first.pop() if first else _instantiate(call, namespace)
 
-    return Target(name, build=build, hints=hints_for(type(module)))
+    return Target(name, build=build)
 
 
 def _single(call: _Call, namespace: types.ModuleType | None, label: str, features: int) -> Target:
@@ -464,7 +444,7 @@ def _single(call: _Call, namespace: types.ModuleType | None, label: str, feature
     if not inspect.isclass(obj):
         if not _is_module_like(obj):
             raise _not_a_module(name, obj)
-        return Target(name, build=lambda: obj, hints=hints_for(type(obj)))
+        return Target(name, build=lambda: obj)
     if not is_module_class(obj):
         raise TargetError(
             f"{name} is not a module class: a target needs forward() and backward() methods "

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradcheck.targets import TargetError, derive_arguments, hints_for, is_abstract, resolve
+from gradcheck.targets import TargetError, derive_arguments, is_abstract, resolve
 
 PROTOCOL_MODULES = """
 import torch
@@ -388,21 +388,6 @@ def test_sizes_are_not_guessed_for_unknown_parameters():
             pass
 
     assert derive_arguments(Conv, "pkg", 3, None) is None
-
-
-@pytest.mark.parametrize(
-    ("name", "hints"),
-    [
-        ("BCELoss", {"input_range": (0.05, 0.95), "target_kind": "prob"}),
-        ("BCEWithLogitsLoss", {}),
-        ("CrossEntropyLoss", {"target_kind": "class"}),
-        ("NLLLoss", {"target_kind": "class"}),
-        ("MSELoss", {}),
-        ("Tanh", {}),
-    ],
-)
-def test_losses_get_the_inputs_and_targets_they_need(name, hints):
-    assert hints_for(type(name, (), {})) == hints
 
 
 def test_protocol_source_is_valid_python():

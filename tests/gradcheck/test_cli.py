@@ -1,0 +1,285 @@
+"""Tests for gradcheck/cli.py: ``main([...])`` called directly, and one real subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nnlite
+from gradcheck.cli import main
+from gradcheck.targets import is_abstract, is_module_class
+
+STUDENT = '''
+import torch
+
+
+class Tanh:
+    """The derivative written as 1 - y instead of 1 - y**2."""
+
+    def forward(self, x):
+        self.y = torch.tanh(x)
+        return self.y
+
+    def backward(self, grad):
+        return grad * (1 - self.y)
+
+    def param(self):
+        return []
+
+
+class GoodTanh(Tanh):
+    def backward(self, grad):
+        return grad * (1 - self.y**2)
+
+
+class Linear:
+    """Correct values, but the weight gradient is rebound instead of accumulated."""
+
+    def __init__(self, in_features, out_features):
+        self.in_features = in_features
+        self.weight = torch.linspace(-1, 1, out_features * in_features).reshape(out_features, -1)
+        self.weight_grad = torch.zeros_like(self.weight)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.weight.T
+
+    def backward(self, grad):
+        self.weight_grad = grad.T @ self.x
+        return grad @ self.weight
+
+    def param(self):
+        return [(self.weight, self.weight_grad)]
+'''
+
+
+@pytest.fixture
+def student(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    path = tmp_path / "student_layers.py"
+    path.write_text(STUDENT)
+    yield path
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+# ---------------------------------------------------------------------------------- verdicts
+
+
+def test_every_nnlite_module_and_loss_passes(capsys):
+    status, out = run(capsys, "nnlite")
+    assert status == 0, out
+    passed = [line.split()[1] for line in out.splitlines() if line.startswith("PASS")]
+    classes = [n for n in nnlite.__all__ if is_module_class(getattr(nnlite, n))]
+    expected = [f"nnlite.{n}" for n in classes if not is_abstract(getattr(nnlite, n))]
+    assert [name.partition("(")[0] for name in passed] == expected
+    assert {"nnlite.Linear(3, 4)", "nnlite.BCELoss", "nnlite.Dropout"} <= {
+        line[6:].partition("  ")[0] for line in out.splitlines()
+    }
+    assert out.splitlines()[-1].startswith(f"{len(expected)} passed, 0 failed, ")
+
+
+def test_passing_target_line_shows_the_worst_error_against_its_tolerance(capsys):
+    status, out = run(capsys, "nnlite.Tanh")
+    assert status == 0
+    assert out.startswith("PASS  nnlite.Tanh  worst error ")
+    assert "<= tol " in out and "(input_gradient: input)" in out
+
+
+def test_wrong_derivative_fails_with_where_and_how_much(capsys, student):
+    status, out = run(capsys, f"{student}:Tanh")
+    assert status == 1
+    head, *details = out.splitlines()
+    assert head.startswith(f"FAIL  {student}:Tanh")
+    assert "failed: input_gradient" in head
+    detail = "\n".join(details)
+    assert "input_gradient: backward disagrees with finite differences" in detail
+    assert "numerical " in detail and " vs analytical " in detail and "> tolerance" in detail
+    assert "input[" in detail
+
+
+def test_overwritten_gradient_fails_the_accumulation_check(capsys, student):
+    status, out = run(capsys, f"{student}:Linear(3, 2)")
+    assert status == 1
+    assert "failed: accumulation" in out
+    assert "accumulation: weight" in out
+
+
+def test_one_failure_among_passes_exits_1_and_counts_both(capsys, student):
+    status, out = run(capsys, f"{student}:GoodTanh", f"{student}:Tanh")
+    assert status == 1
+    assert out.splitlines()[-1].startswith("1 passed, 1 failed in ")
+
+
+# ------------------------------------------------------------------- targets that cannot run
+
+
+def test_class_needing_arguments_exits_2_showing_how_to_pass_them(capsys):
+    status, out = run(capsys, "nnlite.Linear")
+    assert status == 2
+    assert "ERROR nnlite.Linear" in out
+    assert "needs constructor arguments (in_features, out_features)" in out
+    assert "'nnlite.Linear(3, 4)'" in out
+
+
+def test_unimportable_target_exits_2_with_the_reason(capsys):
+    status, out = run(capsys, "nnlite.Lineer")
+    assert status == 2
+    assert "did you mean 'nnlite.Linear'" in out
+
+
+def test_constructor_error_exits_2_with_the_modules_message(capsys):
+    status, out = run(capsys, "nnlite.Dropout(1.5)")
+    assert status == 2
+    assert "dropout probability has to be between 0 and 1, but got 1.5" in out
+
+
+def test_unconstructible_target_wins_over_a_failed_check(capsys, student):
+    status, _ = run(capsys, f"{student}:Tanh", "no_such_module_xyz.Layer")
+    assert status == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["nnlite.Tanh", "--shape", "4,x"], "shape must be comma-separated positive integers"),
+        (["nnlite.Tanh", "--shape", "0,3"], "shape sizes must be positive"),
+        (["nnlite.Tanh", "--range", "1,0"], "range needs LO < HI"),
+        (["nnlite.Tanh", "--mode", "quick"], "invalid choice: 'quick'"),
+        (["nnlite.Tanh", "--atol", "-1"], "expected a number >= 0"),
+        (["nnlite.Tanh", "-q", "-v"], "not allowed with argument"),
+        ([], "the following arguments are required: TARGET"),
+    ],
+    ids=[
+        "shape-not-integer",
+        "shape-zero",
+        "range-reversed",
+        "mode",
+        "atol",
+        "quiet-verbose",
+        "none",
+    ],
+)
+def test_usage_errors_exit_2_with_the_reason(capsys, argv, message):
+    status, out = run(capsys, *argv)
+    assert status == 2
+    assert message in out
+
+
+def test_help_exits_0_and_documents_the_target_forms(capsys):
+    status, out = run(capsys, "--help")
+    assert status == 0
+    assert "path/to/file.py:Class" in out and "exit status" in out
+
+
+# ---------------------------------------------------------------------------------- options
+
+
+def json_run(capsys, *argv: str) -> tuple[int, dict]:
+    status = main([*argv, "--json"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def test_json_is_one_document_with_a_report_per_target(capsys, student):
+    status, document = json_run(capsys, "nnlite.Tanh", f"{student}:Tanh", "nnlite.Lineer")
+    assert status == 2 and document["exit_status"] == 2 and document["passed"] is False
+    by_status = {t["status"]: t for t in document["targets"]}
+    assert by_status["pass"]["report"]["passed"] is True
+    failed = by_status["fail"]["report"]
+    assert [c["name"] for c in failed["checks"] if not c["passed"]] == ["input_gradient"]
+    assert "did you mean" in by_status["error"]["reason"]
+
+
+def test_shape_dtype_mode_seed_and_eval_reach_the_check(capsys):
+    argv = ["nnlite.Dropout(0.5)", "--shape", "2,5", "--dtype", "float32", "--mode", "fast"]
+    status, document = json_run(capsys, *argv, "--seed", "7", "--eval", "--atol", "1e-6")
+    assert status == 0
+    options = document["targets"][0]["report"]["options"]
+    assert options["input_shapes"] == [[2, 5]]
+    assert (options["mode"], options["seed"], options["train"], options["atol"]) == (
+        "fast",
+        7,
+        False,
+        1e-6,
+    )
+
+
+def test_input_features_follow_the_module_when_no_shape_is_given(capsys):
+    _, document = json_run(capsys, "nnlite.Sequential(nnlite.Linear(5, 2), nnlite.Tanh())")
+    assert document["targets"][0]["report"]["options"]["input_shapes"] == [[4, 5]]
+
+
+def test_loss_target_kind_and_range_options(capsys):
+    status, _ = json_run(capsys, "nnlite.CrossEntropyLoss", "--target", "prob")
+    assert status == 0
+    status, document = json_run(capsys, "nnlite.BCELoss", "--range", "0.2,0.8")
+    assert status == 0
+    assert document["options"]["input_range"] == [0.2, 0.8]
+
+
+def test_quiet_shows_only_failures_and_the_summary(capsys, student):
+    status, out = run(capsys, "-q", "nnlite.Tanh", f"{student}:Tanh")
+    assert status == 1
+    assert "PASS" not in out and "FAIL" in out
+
+
+def test_verbose_shows_full_reports_and_skipped_exports(capsys):
+    status, out = run(capsys, "-v", "nnlite")
+    assert status == 0
+    assert "SKIP  nnlite.Module" in out and "abstract base" in out
+    assert "gradcheck Tanh(): passed" in out
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    main(["nnlite.Tanh"])
+    assert "\033[32mPASS" in terminal.getvalue()
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    main(["nnlite.Tanh"])
+    assert "\033[" not in terminal.getvalue()
+
+    monkeypatch.delenv("NO_COLOR")
+    plain = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", plain)
+    main(["nnlite.Tanh"])
+    assert "\033[" not in plain.getvalue() and plain.getvalue().startswith("PASS")
+
+
+# --------------------------------------------------------------------------- real subprocess
+
+
+def test_python_m_gradcheck_runs_as_a_program(student):
+    result = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "nnlite.Tanh", f"{student}:Tanh", "--shape", "2,3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "", "NO_COLOR": "1"},
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("PASS  nnlite.Tanh")
+    assert lines[1].startswith(f"FAIL  {student}:Tanh")
+    assert lines[-1].startswith("1 passed, 1 failed in ")
