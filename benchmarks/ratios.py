@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 STATS = ("min", "median", "mean", "max")
+KINDS = ("train", "infer", "gradcheck", "memory")
+"""Group-name prefixes, in the order the table shows them; unknown kinds come last."""
 
 TARGETS: tuple[tuple[str, str, float], ...] = (
     # (group pattern, comparison, bound); the first matching pattern applies.
@@ -105,8 +107,10 @@ def load(path: Path) -> list[dict[str, Any]]:
     return report["benchmarks"]
 
 
-def rows(benchmarks: Sequence[dict[str, Any]], stat: str = "median") -> list[Row]:
-    """One :class:`Row` per group that holds both an nnlite and a torch benchmark, in run order.
+def rows(benchmarks: Sequence[dict[str, Any]], stat: str = "min") -> list[Row]:
+    """One :class:`Row` per group that holds both an nnlite and a torch benchmark.
+
+    Rows come in :data:`KINDS` order (training first), each kind in the order the groups ran.
 
     Throughput is ``extra_info["work"]`` over the ``stat`` time of the saved timings; memory
     groups carry ``extra_info["peak_bytes"]`` instead.
@@ -131,7 +135,12 @@ def rows(benchmarks: Sequence[dict[str, Any]], stat: str = "median") -> list[Row
         else:
             values = [b["extra_info"]["work"] / b["stats"][stat] for b in (mine, theirs)]
             table.append(Row(group, mine["extra_info"]["unit"], *values, identical=identical))
-    return table
+    return sorted(table, key=_kind_rank)
+
+
+def _kind_rank(row: Row) -> int:
+    kind = row.group.split("-", 1)[0]
+    return KINDS.index(kind) if kind in KINDS else len(KINDS)
 
 
 def _si(value: float) -> str:
@@ -226,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--compare", nargs=2, type=Path, metavar=("OLD", "NEW"), help="compare two runs"
     )
     parser.add_argument(
-        "--stat", choices=STATS, default="median", help="timing statistic (default: median)"
+        "--stat",
+        choices=STATS,
+        default="min",
+        help="timing statistic (default: min, the least disturbed by other load)",
     )
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write Markdown here")
     parser.add_argument(
