@@ -208,3 +208,37 @@ BAD_PARAMS = [
 def test_bad_params_are_refused_with_a_clear_message(params, error, message):
     with pytest.raises(error, match=message):
         Adam(params)
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False], ids=["autograd-on", "autograd-off"])
+def test_step_builds_no_graph_with_autograd_on_or_off(grad_enabled):
+    pairs, _ = _twin_parameters(torch.float32)
+    for _, g in pairs:
+        g.fill_(0.25)
+    with torch.set_grad_enabled(grad_enabled):
+        optimizer = Adam(pairs, amsgrad=True, weight_decay=0.1)
+        optimizer.step()
+    for p, _ in pairs:
+        assert p.grad_fn is None and not p.requires_grad
+    for state in optimizer.state.values():
+        assert all(value.grad_fn is None for value in state.values())
+
+
+def test_a_step_saved_as_a_number_loads_as_torchs_scalar_tensor_and_continues():
+    pairs, torch_params = _twin_parameters(torch.float32)
+    ours = Adam(pairs)
+    theirs = torch.optim.Adam(torch_params)
+    generator = torch.Generator().manual_seed(4)
+    _set_random_gradients(pairs, torch_params, generator)
+    ours.step()
+    theirs.step()
+    saved = copy.deepcopy(ours.state_dict())
+    for state in saved["state"].values():
+        state["step"] = 1  # as very old torch checkpoints stored it
+    ours.load_state_dict(saved)
+    assert ours.state[0]["step"].dtype == torch.float32 and ours.state[0]["step"].item() == 1.0
+    for _ in range(3):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+    _assert_same_tensors([p for p, _ in pairs], torch_params)

@@ -140,6 +140,12 @@ def test_each_pass_over_a_shuffled_iterator_draws_a_new_permutation():
 
 BAD_ARGUMENTS = [
     (
+        "integer-points",
+        lambda: data.disk_labels(torch.zeros(3, 2, dtype=torch.long)),
+        TypeError,
+        "disk_labels expects floating-point points, got dtype torch.int64",
+    ),
+    (
         "batch-size-zero",
         lambda: data.batches(torch.zeros(4, 2), torch.zeros(4), 0),
         ValueError,

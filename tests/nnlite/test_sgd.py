@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from nnlite.optim import SGD
+from nnlite.optim import SGD, Adam
 
 SHAPES = [(4, 3), (4,), (2, 3, 2)]
 DTYPES = [torch.float32, torch.float64]
@@ -276,3 +276,71 @@ BAD_ARGUMENTS = [
 def test_bad_argument_is_refused_with_a_clear_message(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False], ids=["autograd-on", "autograd-off"])
+def test_step_builds_no_graph_and_gives_the_same_bits_with_autograd_on_or_off(grad_enabled):
+    options = dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
+    results = []
+    for enabled in (grad_enabled, not grad_enabled):
+        pairs, _ = _twin_parameters(torch.float32)
+        for _, g in pairs:
+            g.fill_(0.25)
+        with torch.set_grad_enabled(enabled):
+            optimizer = SGD(pairs, **options)
+            optimizer.step()
+            optimizer.step()
+        for p, _ in pairs:
+            assert p.grad_fn is None and not p.requires_grad
+        assert all(s["momentum_buffer"].grad_fn is None for s in optimizer.state.values())
+        results.append([p for p, _ in pairs])
+    _assert_same_tensors(results[0], results[1])
+
+
+def test_repr_lists_the_hyperparameters_as_torch_does():
+    text = repr(SGD([_pair()], lr=0.1, momentum=0.9))
+    assert text.startswith("SGD (\nParameter Group 0\n")
+    assert "    lr: 0.1\n" in text and "    momentum: 0.9\n" in text and text.endswith(")")
+
+
+def _saved_sgd_state(**changes):
+    optimizer = SGD([_pair(), _pair()], lr=0.1, momentum=0.9)
+    optimizer.step()
+    saved = copy.deepcopy(optimizer.state_dict())
+    saved.update(changes)
+    return saved
+
+
+LOAD_ERRORS = [
+    (
+        "two-groups",
+        lambda: _saved_sgd_state(param_groups=_saved_sgd_state()["param_groups"] * 2),
+        "loaded state dict has a different number of parameter groups",
+    ),
+    (
+        "adam-state-into-sgd",
+        lambda: Adam([_pair(), _pair()]).state_dict(),
+        r"lacks the SGD hyperparameters \['momentum', 'dampening', 'nesterov'\]",
+    ),
+    (
+        "state-for-an-unknown-parameter",
+        lambda: _saved_sgd_state(state={0: {}, 7: {}}),
+        "has state for unknown parameter 7",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "make_state, message",
+    [case[1:] for case in LOAD_ERRORS],
+    ids=[case[0] for case in LOAD_ERRORS],
+)
+def test_load_state_dict_refuses_a_state_that_does_not_fit(make_state, message):
+    optimizer = SGD([_pair(), _pair()], lr=0.1)
+    with pytest.raises(ValueError, match=message):
+        optimizer.load_state_dict(make_state())
+
+
+def test_a_non_tensor_item_is_named_in_the_error():
+    with pytest.raises(TypeError, match="but item 1 is a int"):
+        SGD([_pair(), 5], lr=0.1)

@@ -216,6 +216,12 @@ def test_accuracy_turns_dropout_off():
 
 BAD_ARGUMENTS = [
     (
+        "three-dimensional-outputs",
+        lambda m: accuracy(_Fixed(torch.zeros(2, 2, 2)), torch.zeros(2, 2), torch.tensor([0, 1])),
+        ValueError,
+        r"outputs of shape \(N,\), \(N, 1\) or \(N, C\), got \(2, 2, 2\)",
+    ),
+    (
         "float-labels",
         lambda m: accuracy(m, torch.zeros(2, 2), torch.zeros(2)),
         ValueError,
