@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import gradcheck
 import nnlite
 from gradcheck import strategies as gst
 from gradcheck.targets import is_abstract, is_module_class
@@ -139,3 +141,20 @@ def test_public_names_are_listed_in_sorted_all():
     public = {n for n in public if getattr(getattr(gst, n), "__module__", "") == gst.__name__}
     assert gst.__all__ == sorted(gst.__all__)
     assert public <= set(gst.__all__)
+
+
+def readme_example(section: str) -> str:
+    """The first ```python block after the heading ``section`` in gradcheck/README.md."""
+    text = (Path(gradcheck.__file__).parent / "README.md").read_text()
+    after = text[text.index(section) :]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start : after.index("```", start)]
+
+
+def test_readme_strategies_example_runs():
+    namespace: dict = {}
+    exec(compile(readme_example("## Hypothesis strategies"), "README.md", "exec"), namespace)
+    tests = [f for name, f in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 2
+    for test in tests:
+        test()

@@ -1,0 +1,76 @@
+"""Every nnlite module and loss passes gradcheck for random shapes, values and hyperparameters.
+
+Hypothesis profiles: ``dev`` (the default, few examples) and ``ci`` (more examples, derandomized
+so a CI run is reproducible); pick one with ``HYPOTHESIS_PROFILE=ci`` (``CI=true`` picks ``ci``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import gradcheck
+from gradcheck import strategies as gst
+
+settings.register_profile(
+    "dev", max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+PROFILE = settings.get_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
+
+STRATEGIES = gst.module_strategies()
+LOSSES = sorted(name for name in STRATEGIES if name.endswith("Loss"))
+MODULES = sorted(name for name in STRATEGIES if name not in LOSSES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_passes_gradcheck_for_random_shapes_values_and_hyperparameters(name):
+    @PROFILE
+    @given(gst.cases(STRATEGIES[name]))
+    def check(case):
+        module, x = case
+        gradcheck.assert_gradients(module, x)
+
+    check()
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_passes_gradcheck_for_random_predictions_and_targets(name):
+    @PROFILE
+    @given(gst.loss_cases(STRATEGIES[name]))
+    def check(case):
+        loss, prediction, target = case
+        gradcheck.assert_gradients(loss, prediction, target=target)
+
+    check()
+
+
+@PROFILE
+@given(gst.cases(gst.architectures(max_layers=3), kinks=()))
+def test_random_architectures_pass_gradcheck_even_with_inputs_at_kinks(case):
+    model, x = case
+    gradcheck.assert_gradients(model, x)
+
+
+@PROFILE
+@given(gst.cases(gst.architectures(dropout=False)))
+def test_random_architectures_pass_gradcheck_in_eval_mode(case):
+    model, x = case
+    gradcheck.assert_gradients(model, x, train=False)
+
+
+def test_every_module_and_loss_has_a_property_test():
+    assert sorted(MODULES + LOSSES) == sorted(STRATEGIES)
+    assert {"Linear", "Sequential", "Dropout"} <= set(MODULES)
+    assert {"MSELoss", "BCELoss", "CrossEntropyLoss"} <= set(LOSSES)
