@@ -6,4 +6,4 @@ from nnlite.optim.lr_scheduler import ExponentialLR, StepLR
 from nnlite.optim.optimizer import Optimizer
 from nnlite.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "ExponentialLR", "Optimizer", "StepLR", "lr_scheduler"]
+__all__ = ["Adam", "ExponentialLR", "Optimizer", "SGD", "StepLR", "lr_scheduler"]

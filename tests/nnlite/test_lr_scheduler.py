@@ -161,3 +161,13 @@ BAD_ARGUMENTS = [
 def test_bad_argument_is_refused_with_a_clear_message(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_optim_all_is_sorted_and_lists_every_public_name():
+    assert optim.__all__ == sorted(optim.__all__)
+    public = {
+        name
+        for name, value in vars(optim).items()
+        if not name.startswith("_") and (isinstance(value, type) or name == "lr_scheduler")
+    }
+    assert public == set(optim.__all__)
