@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="2 runs of 8 epochs per configuration instead of the seeds' settings",
+        help="2 runs of 5 epochs per configuration instead of the seeds' settings",
     )
     parser.add_argument(
         "--runs", type=int, help="runs per configuration (default: 10, or 2 with --quick)"
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--epochs",
         type=int,
-        help="epochs for every configuration (default: the seeds' 30 and 100; 8 with --quick)",
+        help="epochs for every configuration (default: the seeds' 30 and 100; 5 with --quick)",
     )
     parser.add_argument(
         "--activation",
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"cannot write the report to --out {str(args.out)!r}: {problem}")
 
     runs = args.runs or (2 if args.quick else 10)
-    quick_epochs = 8 if args.quick else None
+    quick_epochs = 5 if args.quick else None
     epochs_002 = args.epochs or quick_epochs or 30
     epochs_003 = args.epochs or quick_epochs or 100
     experiments = args.experiment or list(EXPERIMENTS)

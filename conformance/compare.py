@@ -40,7 +40,9 @@ def difference(nn: Tensor, th: Tensor) -> float:
     return float(diff.max()) if diff.numel() else 0.0
 
 
-def check_tensor(where: str, name: str, nn: Tensor, th: Tensor, bound: Bound | None = None) -> float:
+def check_tensor(
+    where: str, name: str, nn: Tensor, th: Tensor, bound: Bound | None = None
+) -> float:
     """Checks that nnlite's ``nn`` equals torch.nn's ``th`` (or stays within ``bound``).
 
     NaNs compare equal to NaNs in the same position, so two runs that diverge identically agree.
@@ -101,7 +103,11 @@ def check_scalar(where: str, name: str, nn: float, th: float, bound: Bound | Non
     """:func:`check_tensor` for Python numbers (accuracies, learning rates, step counts)."""
     __tracebackhide__ = True
     return check_tensor(
-        where, name, torch.tensor(float(nn), dtype=torch.float64), torch.tensor(float(th), dtype=torch.float64), bound
+        where,
+        name,
+        torch.tensor(float(nn), dtype=torch.float64),
+        torch.tensor(float(th), dtype=torch.float64),
+        bound,
     )
 
 

@@ -12,8 +12,14 @@ from conformance.spec import ACTIVATIONS, LOSSES, Config
 OPTIMIZER_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "sgd": ("sgd", {"lr": 0.05}),
     # torch.optim.SGD forbids Nesterov with dampening, so dampening gets its own preset.
-    "sgd_nesterov_wd": ("sgd", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
-    "sgd_dampening_wd": ("sgd", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 1e-3}),
+    "sgd_nesterov_wd": (
+        "sgd",
+        {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    ),
+    "sgd_dampening_wd": (
+        "sgd",
+        {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 1e-3},
+    ),
     "adam": ("adam", {"lr": 1e-3}),
     "adam_wd_amsgrad": ("adam", {"lr": 1e-3, "weight_decay": 1e-3, "amsgrad": True}),
 }
@@ -29,7 +35,7 @@ TEST_SIZE = {1: 200, 25: 250, 1000: 1000}
 
 
 def grid_cases() -> list[tuple[str, Config]]:
-    """Every case of the grid as ``(readable id, config)``, e.g. ``("tanh-ce-adam-p0.2-f64-b25", ...)``."""
+    """Every case of the grid as ``(readable id, config)``, e.g. ``"tanh-ce-adam-p0.2-f64-b25"``."""
     cases = []
     for activation, loss, preset, dropout, dtype_tag, batch_size in itertools.product(
         ACTIVATIONS, LOSSES, OPTIMIZER_PRESETS, DROPOUTS, DTYPES, BATCH_SIZES
@@ -50,3 +56,28 @@ def grid_cases() -> list[tuple[str, Config]]:
         case_id = f"{activation}-{loss}-{preset}-p{dropout:g}-{dtype_tag}-b{batch_size}"
         cases.append((case_id, config))
     return cases
+
+
+def run_case(config: Config) -> str | None:
+    """Runs one grid case; returns ``None`` when the twins agree, else the failure report.
+
+    Picklable and self-contained, so a worker process can run it.
+    """
+    import traceback
+
+    from conformance.compare import ConformanceError
+    from conformance.harness import run
+
+    try:
+        run(config)
+    except ConformanceError as error:
+        return str(error)
+    except Exception:  # noqa: BLE001 - reported to the parent process as the test's failure
+        return traceback.format_exc()
+    return None
+
+
+def case_cost(config: Config) -> float:
+    """A rough relative cost of a case (mini-batch steps), to start the longest cases first."""
+    steps = -(-config.train_size // config.batch_size) * config.epochs
+    return steps * (1.3 if config.dropout else 1.0) * (1.5 if config.optimizer == "adam" else 1.0)

@@ -123,7 +123,7 @@ class SideBySide:
         th_params = dict(self.th.model.named_parameters())
         self._same_names("parameters", nn_params, th_params)
         for name, th_param in th_params.items():
-            self._compare("parameter", name, nn_params[name], th_param)
+            self._compare("parameter", f"parameter {name}", nn_params[name], th_param)
 
     def compare_gradients(self) -> None:
         """Compares every parameter's gradient from the last backward pass."""
@@ -157,7 +157,7 @@ class SideBySide:
 
     def _epoch_step_by_step(self) -> tuple[list[Tensor], list[Tensor]]:
         nn_losses, th_losses = [], []
-        batches = zip(self._batches(self.nn), self._batches(self.th))
+        batches = zip(self._batches(self.nn), self._batches(self.th), strict=True)
         for step, ((nn_x, nn_y), (th_x, th_y)) in enumerate(batches, start=1):
             self._where = f"{self.config.id}: epoch {self.epoch}, step {step}"
             self._compare("data", "mini-batch inputs", nn_x, th_x)
@@ -270,4 +270,3 @@ def predict(side: Side, inputs: Tensor) -> Tensor:
 def _accuracy(output: Tensor, labels: Tensor) -> float:
     predicted = output.argmax(dim=1) if output.shape[1] > 1 else (output[:, 0] > 0.5).long()
     return float((predicted == labels).double().mean())
-

@@ -35,12 +35,12 @@ def loss_curves(results: Sequence[RowResult], path: Path, *, title: str) -> None
     fig, axes = plt.subplots(
         rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, sharex=True
     )
-    for ax, result in zip(axes.flat, results):
+    for ax, result in zip(axes.flat, results, strict=False):
         nn, th = result.nn_loss_curves[0], result.th_loss_curves[0]
         epochs = range(1, len(nn) + 1)
         ax.plot(epochs, nn, **_NN_STYLE)
         ax.plot(epochs, th, **_TH_STYLE)
-        diff = max((abs(a - b) for a, b in zip(nn, th)), default=0.0)
+        diff = max((abs(a - b) for a, b in zip(nn, th, strict=True)), default=0.0)
         ax.set_title(f"{result.row.label}\nmax |Δ loss| = {diff:.3g}", fontsize=9)
         ax.set_yscale("log")
         ax.tick_params(labelsize=8)
@@ -77,7 +77,7 @@ def decision_map(twins: SideBySide, path: Path, *, label: str, resolution: int =
     difference = (maps[0].double() - maps[1].double()).abs()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
     extent = (0.0, 1.0, 0.0, 1.0)
-    for ax, grid, name in zip(axes, maps, ("nnlite", "torch.nn")):
+    for ax, grid, name in zip(axes, maps, ("nnlite", "torch.nn"), strict=False):
         image = ax.imshow(
             grid.numpy(), origin="lower", extent=extent, cmap="RdBu_r", vmin=0, vmax=1
         )
@@ -85,7 +85,12 @@ def decision_map(twins: SideBySide, path: Path, *, label: str, resolution: int =
         fig.colorbar(image, ax=ax, fraction=0.046)
     largest = float(difference.max())
     image = axes[2].imshow(
-        difference.numpy(), origin="lower", extent=extent, cmap="Greys", vmin=0, vmax=max(largest, 1e-12)
+        difference.numpy(),
+        origin="lower",
+        extent=extent,
+        cmap="Greys",
+        vmin=0,
+        vmax=max(largest, 1e-12),
     )
     axes[2].set_title(f"|nnlite - torch.nn|, max {largest:.3g}", fontsize=10)
     fig.colorbar(image, ax=axes[2], fraction=0.046)

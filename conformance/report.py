@@ -63,7 +63,7 @@ class RowResult:
     @property
     def largest_accuracy_difference(self) -> float:
         """Largest ``|nnlite - torch.nn|`` test accuracy over the runs, in percentage points."""
-        pairs = zip(self.nn_test_accuracy, self.th_test_accuracy)
+        pairs = zip(self.nn_test_accuracy, self.th_test_accuracy, strict=True)
         return max((abs(a - b) for a, b in pairs), default=0.0)
 
     def to_json(self) -> dict[str, Any]:

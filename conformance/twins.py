@@ -135,7 +135,7 @@ def _layers(config: Config, ns: Any) -> list[Any]:
     }[config.activation]
     sizes = config.layer_sizes
     layers: list[Any] = []
-    for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1]):
+    for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1], strict=True):
         layers += [ns.Linear(fan_in, fan_out), activation()]
         if config.dropout > 0:
             layers.append(ns.Dropout(config.dropout))
