@@ -78,10 +78,11 @@ class Linear(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         x = self._check_input(input)
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
+        shape = x.shape
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(
                 f"{self!r} expected input with {self.in_features} features (last dim), "
-                f"got shape {tuple(x.shape)}"
+                f"got shape {tuple(shape)}"
             )
         if x.dtype != self.weight.dtype:
             raise TypeError(
@@ -90,25 +91,34 @@ class Linear(Module):
             )
         # NOTE: torch.nn.functional.linear flattens the leading dimensions and calls addmm with
         # the transposed weight; the same call gives the same bits.
-        flat = x.reshape(-1, self.in_features)
+        flat = x if len(shape) == 2 else x.reshape(-1, self.in_features)
         if self.bias is None:
             out = torch.mm(flat, self.weight.t())
         else:
             out = torch.addmm(self.bias, flat, self.weight.t())
         self._input = flat
-        self._batch_shape = tuple(x.shape[:-1])
-        return out.view(*self._batch_shape, self.out_features)
+        self._output_shape = (*shape[:-1], self.out_features)
+        return out if len(shape) == 2 else out.view(self._output_shape)
 
     def backward(self, grad_output: Tensor) -> Tensor:
         flat_input = self._saved(self._input)
-        self._check_grad(grad_output, (*self._batch_shape, self.out_features), flat_input.dtype)
-        grad = grad_output.reshape(-1, self.out_features)
+        output_shape = self._output_shape
+        if not isinstance(grad_output, Tensor) or grad_output.shape != output_shape or (
+            grad_output.dtype != flat_input.dtype
+        ):
+            self._check_grad(grad_output, output_shape, flat_input.dtype)
+        grad = grad_output if len(output_shape) == 2 else grad_output.reshape(-1, self.out_features)
         # NOTE: autograd's addmm backward computes these products in this orientation; the weight
-        # gradient is grad^T @ input, not (input^T @ grad)^T, for identical bits.
+        # gradient is grad^T @ input, not (input^T @ grad)^T, for identical bits. It is added to
+        # the gradient afterwards, as torch accumulates: addmm into the gradient would add the old
+        # value first and round differently.
         self.weight_grad.add_(torch.mm(grad.t(), flat_input))
         if self.bias_grad is not None:
             self.bias_grad.add_(grad.sum(0))
-        return torch.mm(grad, self.weight).view(*self._batch_shape, self.in_features)
+        grad_input = torch.mm(grad, self.weight)
+        if len(output_shape) == 2:
+            return grad_input
+        return grad_input.view(*output_shape[:-1], self.in_features)
 
     def extra_repr(self) -> str:
         return (

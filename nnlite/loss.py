@@ -70,7 +70,7 @@ class MSELoss(_Loss):
         self._check_input(input)
         self._check_same_shape(input, target)
         self._input, self._target = input, target
-        diff = input - target
+        self._diff = diff = input - target
         return self._reduce(diff * diff)
 
     def backward(self) -> Tensor:
@@ -78,7 +78,7 @@ class MSELoss(_Loss):
         # NOTE: torch's mse_backward computes the scale in double, rounds it to the input's dtype
         # and multiplies it into the difference.
         norm = 2.0 / input.numel() if self.reduction == "mean" else 2.0
-        return (input - self._target) * norm
+        return self._diff * norm
 
 
 class BCELoss(_Loss):
@@ -204,10 +204,6 @@ class CrossEntropyLoss(_Loss):
             grad_log_probs = grad_log_probs.view_as(input)
         # NOTE: torch's log_softmax backward: g - exp(log_probs) * g.sum(class_dim).
         return grad_log_probs - torch.exp(log_probs) * grad_log_probs.sum(class_dim, keepdim=True)
-
-    def _clear_cache(self) -> None:
-        super()._clear_cache()
-        self._log_probs = None
 
 
 _CASCADE_LEVELS = 8

@@ -191,7 +191,7 @@ class Module:
                 yield name, p, getattr(self, name + "_grad")
 
     def _clear_cache(self) -> None:
-        for attr in ("_input", "_output", "_mask", "_target", "_grad_input"):
+        for attr in ("_input", "_output", "_mask", "_target", "_diff", "_log_probs"):
             if hasattr(self, attr):
                 setattr(self, attr, None)
 

@@ -10,13 +10,10 @@ ROOT = pathlib.Path(nnlite.__file__).parent
 
 def test_all_is_sorted_and_complete():
     assert nnlite.__all__ == sorted(nnlite.__all__)
-    public = {
-        name
-        for name, value in vars(nnlite).items()
-        if not name.startswith("_")
-        and (isinstance(value, type) or type(value).__name__ == "module")
-    }
-    assert public == set(nnlite.__all__)
+    assert all(hasattr(nnlite, name) for name in nnlite.__all__)
+    classes = {name for name, value in vars(nnlite).items() if isinstance(value, type)}
+    assert classes == {name for name in nnlite.__all__ if name[0].isupper()}
+    assert {"data", "init", "optim", "training"} <= set(nnlite.__all__)
 
 
 def test_nnlite_uses_no_torch_nn_autograd_optim_nor_requires_grad():
