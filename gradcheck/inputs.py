@@ -1,0 +1,167 @@
+"""Default inputs and targets: drawn from a private generator, away from kinks by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_FEATURES",
+    "default_shape",
+    "loss_defaults",
+    "make_input",
+    "make_target",
+]
+
+#: Batch size of default inputs.
+DEFAULT_BATCH = 4
+#: Feature count of default inputs when the module does not say (no ``in_features``).
+DEFAULT_FEATURES = 3
+#: Default range of input values.
+DEFAULT_RANGE = (-2.0, 2.0)
+#: Inputs drawn with ``avoid_kinks`` keep this far from 0, where ReLU-like functions bend.
+KINK_MARGIN = 0.05
+
+_TARGET_KINDS = ("like", "class", "onehot", "prob")
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _check_range(input_range: Sequence[float] | None) -> tuple[float, float]:
+    if input_range is None:
+        return DEFAULT_RANGE
+    low, high = (float(v) for v in input_range)
+    if not low < high:
+        raise ValueError(
+            f"input_range must be (low, high) with low < high, got {tuple(input_range)!r}; "
+            "pass e.g. input_range=(0.05, 0.95)"
+        )
+    return low, high
+
+
+def make_input(
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float64,
+    input_range: Sequence[float] | None = None,
+    seed: int = 0,
+    avoid_kinks: bool = True,
+) -> Tensor:
+    """Return a random input, uniform in ``input_range``, from a private generator.
+
+    Args:
+        shape: the tensor's shape, e.g. ``(4, 3)``.
+        dtype: its dtype. Default: ``torch.float64``.
+        input_range: ``(low, high)`` bounds of the values. Default: ``(-2, 2)``.
+        seed: seed of the private generator (torch's global generator is not touched).
+            Default: ``0``.
+        avoid_kinks: keep values at least ``0.05`` away from 0, where ReLU, LeakyReLU and ELU bend,
+            when 0 lies inside the range. Default: ``True``.
+    """
+    low, high = _check_range(input_range)
+    generator = _generator(seed)
+    shape = tuple(int(s) for s in shape)
+    x = torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low) + low
+    if avoid_kinks and low < 0 < high:
+        near = x.abs() < KINK_MARGIN
+        # Push values out of (-margin, margin), keeping them inside the range.
+        pushed = torch.where(x < 0, x - KINK_MARGIN, x + KINK_MARGIN)
+        pushed = torch.where(pushed < low, pushed + 2 * KINK_MARGIN, pushed)
+        pushed = torch.where(pushed > high, pushed - 2 * KINK_MARGIN, pushed)
+        x = torch.where(near, pushed, x)
+    return x.to(dtype)
+
+
+def make_target(prediction: Tensor, *, kind: str = "like", seed: int = 0) -> Tensor:
+    """Return a random target for a loss given its ``prediction``.
+
+    Args:
+        prediction: the loss's first input; classes lie along dim 1 (dim 0 for a 1-D input).
+        kind: ``"like"``: the prediction's shape, uniform in ``(-1, 1)`` (regression losses);
+            ``"class"``: class indices (``int64``, the prediction's shape without the class dim);
+            ``"onehot"``: one-hot rows of the prediction's shape;
+            ``"prob"``: probabilities of the prediction's shape (rows sum to 1, every entry in
+            ``(0, 1)``: suits cross-entropy with soft targets and binary cross-entropy).
+            Default: ``"like"``.
+        seed: seed of the private generator. Default: ``0``.
+    """
+    if kind not in _TARGET_KINDS:
+        raise ValueError(f"target kind must be one of {', '.join(_TARGET_KINDS)}, got {kind!r}")
+    generator = _generator(seed + 1)
+    dtype = prediction.dtype if prediction.is_floating_point() else torch.float64
+    shape = tuple(prediction.shape)
+    if kind == "like":
+        return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1).to(dtype)
+    if kind == "prob":
+        if prediction.dim() == 0:
+            return torch.rand((), generator=generator, dtype=torch.float64).to(dtype)
+        logits = torch.randn(shape, generator=generator, dtype=torch.float64)
+        return torch.softmax(logits, dim=1 if prediction.dim() > 1 else 0).to(dtype)
+    if prediction.dim() == 0:
+        raise ValueError(
+            f"a {kind!r} target needs a prediction with a class dim, got a 0-dim tensor"
+        )
+    class_dim = 1 if prediction.dim() > 1 else 0
+    classes = shape[class_dim]
+    labels_shape = shape[:class_dim] + shape[class_dim + 1 :]
+    labels = torch.randint(0, classes, labels_shape, generator=generator)
+    if kind == "class":
+        return labels
+    onehot = torch.zeros(shape, dtype=dtype)
+    return onehot.scatter_(class_dim, labels.unsqueeze(class_dim), 1.0)
+
+
+def loss_defaults(module: Any) -> tuple[str, tuple[float, float] | None]:
+    """Return the target kind and input range a loss needs, guessed from its class name.
+
+    ``...CrossEntropy...`` and ``NLL...`` take class indices; ``BCE...`` (binary
+    cross-entropy) takes probabilities and predictions inside ``(0, 1)``; any other loss takes a
+    target like its prediction.
+    """
+    name = type(module).__name__.lower()
+    if name.startswith("bce") or "binary" in name:
+        return "prob", (0.05, 0.95)
+    if "crossentropy" in name or name.startswith("nll"):
+        return "class", None
+    return "like", None
+
+
+def default_shape(module: Any) -> tuple[int, int]:
+    """Return a default input shape ``(DEFAULT_BATCH, features)`` for ``module``.
+
+    ``features`` is the ``in_features`` of the module or of the first module inside it that has
+    one (a Sequential of Linear layers), else :data:`DEFAULT_FEATURES`.
+    """
+    features = _in_features(module, depth=3)
+    return DEFAULT_BATCH, features if features is not None else DEFAULT_FEATURES
+
+
+def _in_features(module: Any, depth: int) -> int | None:
+    value = getattr(module, "in_features", None)
+    if isinstance(value, int):
+        return value
+    if depth == 0:
+        return None
+    children: list[Any] = []
+    if callable(getattr(module, "children", None)):
+        try:
+            children = list(module.children())
+        except TypeError:
+            children = []
+    if not children:
+        for value in getattr(module, "__dict__", {}).values():
+            if isinstance(value, list | tuple):
+                children.extend(value)
+            elif hasattr(value, "forward"):
+                children.append(value)
+    for child in children:
+        found = _in_features(child, depth - 1)
+        if found is not None:
+            return found
+    return None
