@@ -52,8 +52,9 @@ class ReLU(_Activation):
         return torch.relu(x)
 
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        # NOTE: as torch's threshold_backward: zero where the *output* is <= 0.
-        return grad.masked_fill(y <= 0, 0)
+        # NOTE: as torch's threshold_backward: zero where the *output* is <= 0 (a NaN passes the
+        # gradient through), in one pass over the gradient.
+        return torch.where(y <= 0, 0.0, grad)
 
 
 class LeakyReLU(_Activation):
