@@ -4,42 +4,49 @@
 >>> report = gradcheck.check(torch.nn.Tanh())
 >>> report.passed
 True
+
+The names below are imported on first use (PEP 562), so ``import gradcheck`` alone does not
+import torch: the pytest plugin stays cheap to load.
 """
 
-from gradcheck._adapt import is_loss
-from gradcheck.checks import (
-    ACCUMULATION,
-    BACKWARD,
-    CHECKS,
-    DETERMINISM,
-    FORWARD,
-    FORWARD_DETERMINISM,
-    GRAD_OUTPUT_MUTATION,
-    GRADIENT_SHAPE,
-    INPUT_GRADIENT,
-    INPUT_MUTATION,
-    LINEARITY,
-    OUTPUT_MUTATION,
-    OUTPUT_SHAPE,
-    PARAMETER_GRADIENT,
-    PARAMETERS,
-    assert_gradients,
-    check,
-)
-from gradcheck.inputs import default_shape, make_input, make_target
-from gradcheck.report import CheckResult, GradcheckError, Report, TensorResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gradcheck._adapt import is_loss
+    from gradcheck.checks import (
+        ACCUMULATION,
+        BACKWARD,
+        CHECKS,
+        DETERMINISM,
+        FORWARD,
+        FORWARD_DETERMINISM,
+        GRAD_OUTPUT_MUTATION,
+        GRADIENT_SHAPE,
+        INPUT_GRADIENT,
+        INPUT_MUTATION,
+        LINEARITY,
+        OUTPUT_MUTATION,
+        OUTPUT_SHAPE,
+        PARAMETER_GRADIENT,
+        PARAMETERS,
+        assert_gradients,
+        check,
+    )
+    from gradcheck.inputs import default_shape, make_input, make_target
+    from gradcheck.report import CheckResult, GradcheckError, Report, TensorResult
 
 __all__ = [
     "ACCUMULATION",
     "BACKWARD",
     "CHECKS",
-    "CheckResult",
     "DETERMINISM",
     "FORWARD",
     "FORWARD_DETERMINISM",
     "GRADIENT_SHAPE",
     "GRAD_OUTPUT_MUTATION",
-    "GradcheckError",
     "INPUT_GRADIENT",
     "INPUT_MUTATION",
     "LINEARITY",
@@ -47,6 +54,8 @@ __all__ = [
     "OUTPUT_SHAPE",
     "PARAMETERS",
     "PARAMETER_GRADIENT",
+    "CheckResult",
+    "GradcheckError",
     "Report",
     "TensorResult",
     "assert_gradients",
@@ -56,3 +65,27 @@ __all__ = [
     "make_input",
     "make_target",
 ]
+__all__.sort()
+
+_SOURCES = {
+    "is_loss": "gradcheck._adapt",
+    "default_shape": "gradcheck.inputs",
+    "make_input": "gradcheck.inputs",
+    "make_target": "gradcheck.inputs",
+    "CheckResult": "gradcheck.report",
+    "GradcheckError": "gradcheck.report",
+    "Report": "gradcheck.report",
+    "TensorResult": "gradcheck.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'gradcheck' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES.get(name, "gradcheck.checks")), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
