@@ -190,21 +190,35 @@ def _run(target: Target, args: argparse.Namespace) -> _Outcome:
 
 
 def _outcomes(args: argparse.Namespace) -> list[_Outcome]:
+    """Resolve and check every target. Torch's global generator is seeded with ``--seed``
+    before each TARGET is resolved, so modules that draw their initial weights from it (an
+    nnlite or torch ``Linear``) get the same weights on every run; the caller's generator state
+    is restored afterwards."""
+    import torch
+
     features = args.shape[-1] if args.shape else DEFAULT_FEATURES
+    with torch.random.fork_rng(devices=[]):
+        return [
+            outcome for spec in args.targets for outcome in _spec_outcomes(spec, features, args)
+        ]
+
+
+def _spec_outcomes(spec: str, features: int, args: argparse.Namespace) -> list[_Outcome]:
+    import torch
+
+    torch.manual_seed(args.seed)
+    try:
+        targets = resolve(spec, features=features)
+    except TargetError as error:
+        return [_Outcome(spec, "error", str(error))]
     outcomes = []
-    for spec in args.targets:
-        try:
-            targets = resolve(spec, features=features)
-        except TargetError as error:
-            outcomes.append(_Outcome(spec, "error", str(error)))
-            continue
-        for target in targets:
-            if target.skipped:
-                outcomes.append(_Outcome(target.name, "skipped", target.skipped))
-            elif target.error:
-                outcomes.append(_Outcome(target.name, "error", target.error))
-            else:
-                outcomes.append(_run(target, args))
+    for target in targets:
+        if target.skipped:
+            outcomes.append(_Outcome(target.name, "skipped", target.skipped))
+        elif target.error:
+            outcomes.append(_Outcome(target.name, "error", target.error))
+        else:
+            outcomes.append(_run(target, args))
     return outcomes
 
 
@@ -238,7 +252,7 @@ def _paint(text: str, status: str, colour: bool) -> str:
 def _worst(report: Any) -> str:
     """``worst error 1.2e-11 <= tol 1.0e-05 (input_gradient: weight)``, or empty."""
     worst = report.worst
-    if worst is None or worst.numerical is None or worst.analytical is None:
+    if worst is None or None in (worst.numerical, worst.analytical, worst.tolerance):
         return ""
     check = next((c.name for c in report.checks if any(t is worst for t in c.tensors)), "")
     error = abs(worst.numerical - worst.analytical)
@@ -275,7 +289,7 @@ def _failure_lines(report: Any, verbose: bool) -> list[str]:
 def _print_text(outcomes: Sequence[_Outcome], args: argparse.Namespace, seconds: float) -> None:
     out = sys.stdout
     colour = _use_colour(out)
-    width = min(max((len(o.name) for o in outcomes), default=0), 60)
+    width = min(max((len(o.name) for o in outcomes), default=0), 40)
     for outcome in outcomes:
         if outcome.status == "skipped" and not args.verbose:
             continue

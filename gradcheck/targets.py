@@ -320,7 +320,9 @@ def _required(cls: type) -> tuple[list[inspect.Parameter], inspect.Parameter | N
     return required, var
 
 
-def derive_arguments(cls: type, prefix: str, features: int, namespace: Any) -> _Call | None:
+def derive_arguments(
+    cls: type, prefix: str, features: int, namespace: Any, *, attr: str | None = None
+) -> _Call | None:
     """Constructor arguments for ``cls`` in package mode, or None when they cannot be derived.
 
     ``in_features``-like parameters get the input's last dimension ``features``, ``out_features``-
@@ -334,6 +336,7 @@ def derive_arguments(cls: type, prefix: str, features: int, namespace: Any) -> _
             looked up in a file's namespace.
         features: the input's last dimension D.
         namespace: the package, where ``Linear`` and ``Tanh`` are looked up for chains.
+        attr: the name the package exports ``cls`` under. Default: ``cls.__name__``.
     """
 
     def qualify(attr: str) -> str:
@@ -358,7 +361,7 @@ def derive_arguments(cls: type, prefix: str, features: int, namespace: Any) -> _
             _Call(qualify("Tanh"), called=True),
             _Call(qualify("Linear"), (hidden, features), called=True),
         ]
-    return _Call(qualify(cls.__name__), tuple(args), called=True)
+    return _Call(qualify(attr or cls.__name__), tuple(args), called=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +492,7 @@ def _package(
         if is_abstract(obj):
             targets.append(Target(label + qualified, skipped="abstract base"))
             continue
-        call = derive_arguments(obj, prefix, features, module)
+        call = derive_arguments(obj, prefix, features, module, attr=attr)
         if call is None:
             error = _missing_arguments(label + qualified, obj, features, module, prefix)
             targets.append(Target(label + qualified, error=error))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import nnlite
 from gradcheck.cli import main
@@ -214,6 +215,15 @@ def test_shape_dtype_mode_seed_and_eval_reach_the_check(capsys):
         False,
         1e-6,
     )
+
+
+def test_runs_are_reproducible_and_leave_torch_generator_alone(capsys):
+    torch.manual_seed(99)
+    state = torch.random.get_rng_state()
+    _, first = json_run(capsys, "nnlite.Linear(3, 4)")
+    _, second = json_run(capsys, "nnlite.Linear(3, 4)")
+    assert first["targets"][0]["report"] == second["targets"][0]["report"]
+    assert torch.equal(state, torch.random.get_rng_state())
 
 
 def test_input_features_follow_the_module_when_no_shape_is_given(capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import importlib
 import sys
 import textwrap
 from pathlib import Path
@@ -315,6 +316,13 @@ def test_package_checks_every_exported_module_and_skips_the_rest(user_package):
     assert targets["mininn.Optimizer"].skipped == "not a module class"
     assert targets["mininn.helper"].skipped == "not a module class"
     assert "e.g. 'mininn.Conv(KERNEL_SIZE)'" in targets["mininn.Conv"].error
+
+
+def test_package_names_classes_as_exported(user_package, monkeypatch):
+    package = importlib.import_module(user_package)
+    monkeypatch.setattr(package, "__all__", ["Linear", "Tanh"])
+    names = [t.name for t in resolve(user_package)]
+    assert names == ["mininn.Linear(3, 4)", "mininn.Tanh"]
 
 
 def test_package_derives_sizes_from_the_features(user_package):
