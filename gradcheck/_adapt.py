@@ -215,7 +215,7 @@ def _param_items(module: Any) -> list[Any]:
         if callable(value) and not isinstance(value, list | tuple):
             value = value()
         if value is None:
-            return []
+            continue
         items = list(value)
         if source == "named_param":
             return [tuple(item) for item in items]

@@ -1004,7 +1004,9 @@ def check(
     gradients are promoted in place (same Python objects, new storage), then restored to their
     exact original values and dtypes, also when the module fails. Torch's global generator is
     re-seeded with ``seed`` before every forward (a Dropout sees the same mask each time) and
-    restored to the caller's state afterwards.
+    restored to the caller's state afterwards. The check runs single-threaded
+    (``torch.set_num_threads(1)``, restored after): its many small forwards gain nothing from
+    intra-op threads.
 
     The module's gradient with respect to ``x`` is compared entry by entry with the central
     difference :math:`(f(x + h) - f(x - h)) / 2h`, with :math:`h = \epsilon^{1/3} \max(1, |x|)`
@@ -1072,9 +1074,13 @@ def check(
         },
     )
     rng_state = torch.get_rng_state()
+    threads = torch.get_num_threads()
     training = adapted.training
     undo: Callable[[], None] | None = None
     try:
+        # Thousands of forwards on small tensors: intra-op threads only add overhead, and on a
+        # busy machine a two-thread reduction can take milliseconds instead of microseconds.
+        torch.set_num_threads(1)
         if train is not None:
             adapted.train(train)
         try:
@@ -1109,6 +1115,7 @@ def check(
         if train is not None and training is not None:
             adapted.train(training)
         torch.set_rng_state(rng_state)
+        torch.set_num_threads(threads)
     return report
 
 

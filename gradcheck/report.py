@@ -90,9 +90,12 @@ class TensorResult:
         text = (
             f"{self.tensor}{where}: numerical {_fmt(self.numerical)} vs analytical "
             f"{_fmt(self.analytical)}, error {_fmt(error)} {verdict} tolerance "
-            f"{_fmt(self.tolerance)} (atol {self.atol:g} + rtol {self.rtol:g} * "
-            f"|{_fmt(self.numerical)}|"
+            f"{_fmt(self.tolerance)} "
         )
+        if self.mode == "full":
+            text += f"(atol {self.atol:g} + rtol {self.rtol:g} * |{_fmt(self.numerical)}|"
+        else:
+            text += f"(atol {self.atol:g} and rtol {self.rtol:g} per entry, over the projection"
         if self.truncation:
             text += f" + truncation {_fmt(self.truncation)}"
         text += f"); {self.entries} {'entries' if self.mode == 'full' else 'projections'}"
@@ -227,8 +230,8 @@ class Report:
             )
         lines = [head]
         worst = self.worst
-        if worst is not None:
-            lines.append(f"  worst gradient entry: {worst.describe()}")
+        if worst is not None and self.passed:
+            lines.append(f"  closest to its tolerance: {worst.describe()}")
         for check in failures:
             lines.append(f"  FAIL {check.name}: {check.message}")
             for tensor in check.tensors:
