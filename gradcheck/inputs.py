@@ -118,17 +118,21 @@ def make_target(prediction: Tensor, *, kind: str = "like", seed: int = 0) -> Ten
 
 
 def loss_defaults(module: Any) -> tuple[str, tuple[float, float] | None]:
-    """Return the target kind and input range a loss needs, guessed from its class name.
+    """Return the target kind and input range a loss needs, guessed from its class names.
+
+    The class and its bases are looked at in order, so a subclass of a ``CrossEntropyLoss`` is
+    recognised.
 
     ``...CrossEntropy...`` and ``NLL...`` take class indices; ``BCE...`` (binary
     cross-entropy) takes probabilities and predictions inside ``(0, 1)``; any other loss takes a
     target like its prediction.
     """
-    name = type(module).__name__.lower()
-    if name.startswith("bce") or "binary" in name:
-        return "prob", (0.05, 0.95)
-    if "crossentropy" in name or name.startswith("nll"):
-        return "class", None
+    for cls in type(module).__mro__:
+        name = cls.__name__.lower()
+        if name.startswith("bce") or "binary" in name:
+            return "prob", (0.05, 0.95)
+        if "crossentropy" in name or name.startswith("nll"):
+            return "class", None
     return "like", None
 
 
