@@ -323,3 +323,43 @@ def test_all_is_sorted_and_names_every_check():
         assert getattr(gradcheck, name) is not None
     constants = {getattr(gradcheck, n) for n in gradcheck.__all__ if n.isupper() and n != "CHECKS"}
     assert constants == set(gradcheck.CHECKS)
+
+
+def _readme_blocks(section: str) -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(gradcheck.__file__).parent / "README.md").read_text()
+    body = text.split(section, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(\w+)\n(.*?)```", body, re.S)
+
+
+def test_readme_library_example_prints_what_the_readme_shows(capsys):
+    blocks = _readme_blocks("## Library")
+    code = next(body for kind, body in blocks if kind == "python")
+    shown = next(body for kind, body in blocks if kind == "text")
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == shown
+
+
+def test_readme_adapter_example_adapts_another_protocol():
+    code = [body for kind, body in _readme_blocks("## Library") if kind == "python"][-1]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+
+    class FpropLayer:
+        def __init__(self):
+            self.weights = [torch.tensor([1.5, -0.5])]
+            self.grads = [torch.zeros(2)]
+
+        def fprop(self, x):
+            self.x = x
+            return x * self.weights[0]
+
+        def bprop(self, grad):
+            self.grads[0] += (grad * self.x).sum(0)
+            return grad * self.weights[0]
+
+    report = gradcheck.check(namespace["Adapter"](FpropLayer()), gradcheck.make_input((3, 2)))
+    assert report.passed, str(report)
+    assert report[gradcheck.PARAMETER_GRADIENT].tensors[0].tensor == "layer.weights.0"
