@@ -689,7 +689,12 @@ class _Session:
                         "the values",
                     )
                 )
-            return out.detach().reshape(-1).to(torch.float64).numpy()
+            try:
+                return out.detach().reshape(-1).to(torch.float64).numpy()
+            except Exception as exc:  # e.g. a tensor numpy cannot view (conjugate, sparse)
+                raise _ModuleFailed(
+                    CheckResult(check, False, f"forward's output cannot be read: {exc}")
+                ) from exc
 
         return f
 
@@ -706,18 +711,23 @@ class _Session:
             out_np, values = outputs.numpy(), points.tolist()
             forward, args = self.adapted.forward, self.args
             seed, generator = self.seed, torch.default_generator
-            j = rows[0] if rows else 0
+            r, j = 0, rows[0] if rows else 0
             try:
-                # The hot loop: numpy writes and no checks; any surprise is diagnosed by f().
-                for r, j in enumerate(rows):
-                    view[j] = values[j]
-                    generator.manual_seed(seed)
-                    out_np[r] = forward(*args).numpy().reshape(-1)
-                    view[j] = xs[j]
-            except Exception:
-                view[j] = values[j]
-                out_np[r] = f()
-                raise
+                try:
+                    # The hot loop: numpy writes, no checks.
+                    for r, j in enumerate(rows):
+                        view[j] = values[j]
+                        generator.manual_seed(seed)
+                        out_np[r] = forward(*args).numpy().reshape(-1)
+                        view[j] = xs[j]
+                except Exception:
+                    # Something unusual (an output that needs detaching, a wrong shape, the
+                    # module raising): finish with f(), which diagnoses and attributes it.
+                    done = r
+                    for r, j in enumerate(rows[done:], start=done):  # noqa: B007
+                        view[j] = values[j]
+                        out_np[r] = f()
+                        view[j] = xs[j]
             finally:
                 if rows:
                     view[j] = xs[j]

@@ -363,3 +363,41 @@ def test_readme_adapter_example_adapts_another_protocol():
     report = gradcheck.check(namespace["Adapter"](FpropLayer()), gradcheck.make_input((3, 2)))
     assert report.passed, str(report)
     assert report[gradcheck.PARAMETER_GRADIENT].tensors[0].tensor == "layer.weights.0"
+
+
+def test_parameters_that_require_grad_are_handled():
+    class LinearRequiresGrad:
+        def __init__(self):
+            self.w = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+            self.w.requires_grad_()
+            self.w_grad = torch.zeros(3, 2)
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.w
+
+        def backward(self, grad):
+            self.w_grad += self.x.T @ grad
+            return grad @ self.w.T
+
+        def param(self):
+            return [(self.w, self.w_grad)]
+
+    report = gradcheck.check(LinearRequiresGrad())
+    assert report.passed, str(report)
+
+
+def test_forward_failing_during_the_sweep_is_attributed_to_the_module():
+    class FailsLater(correct.Tanh):
+        calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > 20:
+                raise ValueError("forward failed on call 21")
+            return super().forward(x)
+
+    report = gradcheck.check(FailsLater())
+    result = report[gradcheck.INPUT_GRADIENT]
+    assert not result.passed and "forward failed on call 21" in result.message
+    assert "test_check.py" in result.traceback
