@@ -724,7 +724,7 @@ class _Session:
                     # Something unusual (an output that needs detaching, a wrong shape, the
                     # module raising): finish with f(), which diagnoses and attributes it.
                     done = r
-                    for r, j in enumerate(rows[done:], start=done):  # noqa: B007
+                    for r, j in enumerate(rows[done:], start=done):
                         view[j] = values[j]
                         out_np[r] = f()
                         view[j] = xs[j]
