@@ -336,14 +336,8 @@ def _print_json(outcomes: Sequence[_Outcome], args: argparse.Namespace, status: 
             for outcome in outcomes
         ],
     }
-    json.dump(document, sys.stdout, indent=2, default=_jsonable)
+    json.dump(document, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | set):
-        return list(value)
-    return str(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -302,22 +302,21 @@ def is_abstract(cls: type) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _required(cls: type) -> tuple[list[inspect.Parameter], inspect.Parameter | None]:
+def _required(cls: type) -> tuple[list[inspect.Parameter], bool]:
+    """The constructor's required parameters, and whether it is a container: it takes
+    ``*modules`` (a var-positional parameter) and no ``**kwargs`` (torch modules take
+    ``*args, **kwargs`` only to pass them on)."""
     try:
-        signature = inspect.signature(cls)
+        parameters = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):
-        return [], None
-    required = [
-        p
-        for p in signature.parameters.values()
-        if p.default is inspect.Parameter.empty
-        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    ]
-    var = next(
-        (p for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_POSITIONAL),
-        None,
+        return [], False
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    required = [p for p in parameters if p.default is p.empty and p.kind not in variadic]
+    kinds = {p.kind for p in parameters}
+    container = (
+        inspect.Parameter.VAR_POSITIONAL in kinds and inspect.Parameter.VAR_KEYWORD not in kinds
     )
-    return required, var
+    return required, container
 
 
 def derive_arguments(
@@ -327,8 +326,9 @@ def derive_arguments(
 
     ``in_features``-like parameters get the input's last dimension ``features``, ``out_features``-
     like ones ``features + 1`` (so a transposed gradient cannot hide in a square weight). A
-    container taking ``*modules`` gets a small chain of the package's own ``Linear`` and ``Tanh``:
-    ``Sequential(Linear(D, D + 1), Tanh(), Linear(D + 1, D))``. Anything else is not guessed.
+    container taking ``*modules`` gets a small chain of the package's own ``Linear`` and ``Tanh``
+    when it has them: ``Sequential(Linear(D, D + 1), Tanh(), Linear(D + 1, D))``. Any other
+    required parameter is not guessed.
 
     Args:
         cls: the class to construct.
@@ -342,7 +342,7 @@ def derive_arguments(
     def qualify(attr: str) -> str:
         return f"{prefix}.{attr}" if prefix else attr
 
-    required, var = _required(cls)
+    required, container = _required(cls)
     hidden = features + 1
     args: list[Any] = []
     for parameter in required:
@@ -352,10 +352,8 @@ def derive_arguments(
             args.append(hidden)
         else:
             return None
-    if var is not None and not required:
-        linear, tanh = getattr(namespace, "Linear", None), getattr(namespace, "Tanh", None)
-        if not (is_module_class(linear) and is_module_class(tanh)):
-            return None
+    linear, tanh = getattr(namespace, "Linear", None), getattr(namespace, "Tanh", None)
+    if container and not required and is_module_class(linear) and is_module_class(tanh):
         args = [
             _Call(qualify("Linear"), (features, hidden), called=True),
             _Call(qualify("Tanh"), called=True),
@@ -395,11 +393,10 @@ def _not_a_module(name: str, obj: Any) -> TargetError:
 
 
 def _instantiate(value: Any, namespace: types.ModuleType | None) -> Any:
-    """Turn a parsed argument tree into objects: nested calls are resolved and called."""
+    """Turn a parsed argument tree into objects: calls of module classes are resolved and
+    made; anything else that is called is refused."""
     if isinstance(value, _Call):
         obj = _lookup(value.name, namespace)
-        if not value.called:
-            return obj
         if not is_module_class(obj):
             raise TargetError(
                 f"{value.name} is not a module class: a target only ever calls classes with "
@@ -413,20 +410,13 @@ def _instantiate(value: Any, namespace: types.ModuleType | None) -> Any:
             raise TargetError(
                 f"constructing {_format(value)} failed: {type(error).__name__}: {error}"
             ) from None
-    if isinstance(value, list | tuple):
-        return type(value)(_instantiate(v, namespace) for v in value)
-    if isinstance(value, dict):
-        return {k: _instantiate(v, namespace) for k, v in value.items()}
-    return value
+    return value  # a literal: containers of calls do not parse (see _argument)
 
 
 def _constructed(name: str, call: _Call, namespace: types.ModuleType | None) -> Target:
     """Construct ``call`` now (so a failing constructor is a usage error, not a failed check);
     the first ``build()`` hands out this instance, later ones construct afresh."""
-    module = _instantiate(call, namespace)
-    if not _is_module_like(module):
-        raise _not_a_module(name, module)
-    first = [module]
+    first = [_instantiate(call, namespace)]
 
     def build() -> Any:
         return first.pop() if first else _instantiate(call, namespace)

@@ -56,6 +56,11 @@ class Linear:
 
     def param(self):
         return [(self.weight, self.weight_grad)]
+
+
+class Crash(GoodTanh):
+    def backward(self, grad):
+        raise RuntimeError("boom in backward")
 '''
 
 
@@ -124,6 +129,15 @@ def test_one_failure_among_passes_exits_1_and_counts_both(capsys, student):
     assert out.splitlines()[-1].startswith("1 passed, 1 failed in ")
 
 
+def test_exception_in_the_module_is_a_failure_with_its_traceback(capsys, student):
+    status, out = run(capsys, f"{student}:Crash")
+    assert status == 1
+    assert f"FAIL  {student}:Crash  failed: backward" in out
+    assert "RuntimeError: boom in backward" in out
+    status, out = run(capsys, "-v", f"{student}:Crash")
+    assert 'raise RuntimeError("boom in backward")' in out, "-v shows the whole traceback"
+
+
 # ------------------------------------------------------------------- targets that cannot run
 
 
@@ -158,6 +172,8 @@ def test_unconstructible_target_wins_over_a_failed_check(capsys, student):
         (["nnlite.Tanh", "--shape", "4,x"], "shape must be comma-separated positive integers"),
         (["nnlite.Tanh", "--shape", "0,3"], "shape sizes must be positive"),
         (["nnlite.Tanh", "--range", "1,0"], "range needs LO < HI"),
+        (["nnlite.Tanh", "--range", "low,high"], "range must be LO,HI"),
+        (["nnlite.Tanh", "--eps", "tiny"], "expected a number, got 'tiny'"),
         (["nnlite.Tanh", "--mode", "quick"], "invalid choice: 'quick'"),
         (["nnlite.Tanh", "--atol", "-1"], "expected a number >= 0"),
         (["nnlite.Tanh", "-q", "-v"], "not allowed with argument"),
@@ -167,6 +183,8 @@ def test_unconstructible_target_wins_over_a_failed_check(capsys, student):
         "shape-not-integer",
         "shape-zero",
         "range-reversed",
+        "range-not-numbers",
+        "eps-not-number",
         "mode",
         "atol",
         "quiet-verbose",
@@ -177,6 +195,38 @@ def test_usage_errors_exit_2_with_the_reason(capsys, argv, message):
     status, out = run(capsys, *argv)
     assert status == 2
     assert message in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--eps", "0"], "ValueError: eps must be a positive step"),
+        (["--atol", "0", "--rtol", "0"], "ValueError: atol and rtol must be >= 0 and not both 0"),
+    ],
+    ids=["zero-eps", "zero-tolerances"],
+)
+def test_options_the_checker_refuses_exit_2_with_its_message(capsys, argv, message):
+    status, out = run(capsys, "nnlite.Tanh", *argv)
+    assert status == 2
+    assert f"ERROR nnlite.Tanh  {message}" in out
+
+
+def test_package_exports_that_cannot_be_constructed_exit_2(capsys, tmp_path, monkeypatch):
+    package = tmp_path / "pickynn"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from torch.nn import Tanh\n\n\n"
+        "class Conv(Tanh):\n"
+        "    def __init__(self, kernel_size):\n"
+        "        super().__init__()\n\n\n"
+        "__all__ = ['Conv', 'Tanh']\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, out = run(capsys, "pickynn")
+    assert status == 2
+    assert "PASS  pickynn.Tanh" in out
+    assert "ERROR pickynn.Conv" in out and "e.g. 'pickynn.Conv(KERNEL_SIZE)'" in out
+    del sys.modules["pickynn"]
 
 
 def test_help_exits_0_and_documents_the_target_forms(capsys):

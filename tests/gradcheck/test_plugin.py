@@ -81,6 +81,17 @@ def test_scaled_tanh(gradcheck):
 
 def test_scaled_tanh_with_tight_rtol(gradcheck):
     gradcheck(SlightlyScaledTanh(), gradcheck.make_input((3, 2)), rtol=1e-3)
+
+
+def test_helpers_are_the_librarys(gradcheck):
+    import torch
+
+    import gradcheck as library
+
+    x = gradcheck.make_input((3, 2), seed=1)
+    assert torch.equal(x, library.make_input((3, 2), seed=1))
+    target = gradcheck.make_target(x, kind="class")
+    assert torch.equal(target, library.make_target(x, kind="class"))
 """
 
 
@@ -103,6 +114,7 @@ def test_fixture_passes_correct_modules_and_fails_wrong_ones_with_the_report(pyt
         "test_wrong_tanh_is_reported": "PASSED",
         "test_scaled_tanh": "FAILED",
         "test_scaled_tanh_with_tight_rtol": "FAILED",
+        "test_helpers_are_the_librarys": "PASSED",
     }
     result.stdout.fnmatch_lines(
         [
@@ -144,6 +156,9 @@ def test_bad_options_are_usage_errors(pytester):
     pytester.makeini("[pytest]\ngradcheck_rtol = tight\n")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*gradcheck_rtol must be a float, got 'tight'*"])
+    pytester.makeini("[pytest]\ngradcheck_mode = quick\n")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*gradcheck_mode must be one of auto, full, fast, got 'quick'*"])
 
 
 def test_readme_plugin_example_runs(pytester):

@@ -252,6 +252,18 @@ def test_module_that_fails_to_import_reports_its_error(tmp_path, isolated_import
         resolve("broken_mod.Layer")
 
 
+def test_missing_dependency_inside_a_module_is_named(tmp_path, isolated_imports, monkeypatch):
+    (tmp_path / "needs_dep.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TargetError, match="importing 'needs_dep' failed: No module named 'no_such"):
+        resolve("needs_dep.Layer")
+
+
+def test_submodules_not_imported_by_their_package_are_found(user_package, tmp_path):
+    (tmp_path / "mininn" / "extra.py").write_text("from mininn.layers import Tanh as Extra\n")
+    assert type(only("mininn.extra.Extra")).__name__ == "Tanh"
+
+
 # --------------------------------------------------------------------------------- file targets
 
 
@@ -274,6 +286,25 @@ def test_file_class_with_arguments_and_nested_file_classes(user_file):
 def test_file_instance_is_checked_as_it_is(user_file):
     (target,) = resolve(f"{user_file}:model")
     assert target.build() is target.build()
+
+
+def test_file_that_fails_to_import_reports_its_error(tmp_path, isolated_imports):
+    (tmp_path / "broken_layers.py").write_text("raise ImportError('needs a GPU')\n")
+    with pytest.raises(TargetError, match="broken_layers.py' failed: ImportError: needs a GPU"):
+        resolve(f"{tmp_path / 'broken_layers.py'}:Tanh")
+
+
+def test_files_with_the_same_name_in_two_folders_stay_apart(user_file, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "my_layers.py").write_text("import torch\n\n\nclass Tanh(torch.nn.Tanh):\n    pass\n")
+    first, second = only(f"{user_file}:Tanh"), only(f"{other / 'my_layers.py'}:Tanh")
+    assert not isinstance(second, type(first)) and isinstance(second, torch.nn.Tanh)
+
+
+def test_file_object_that_is_not_a_module_is_refused(user_file):
+    with pytest.raises(TargetError, match="my_layers.py:helper is a function, not a module"):
+        resolve(f"{user_file}:helper")
 
 
 def test_missing_file_is_refused(tmp_path):
@@ -388,6 +419,14 @@ def test_abstract_classes_are_recognised():
     assert is_abstract(WithAbc)
     assert is_abstract(RaisesInForward)
     assert not is_abstract(Concrete)
+
+
+def test_containers_get_no_chain_from_a_package_without_linear_and_tanh():
+    class Chain:
+        def __init__(self, *modules):
+            pass
+
+    assert derive_arguments(Chain, "pkg", 3, object()).args == ()
 
 
 def test_sizes_are_not_guessed_for_unknown_parameters():
