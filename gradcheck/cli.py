@@ -155,10 +155,7 @@ def _run(target: Target, args: argparse.Namespace) -> _Outcome:
 
     assert target.build is not None
     started = time.perf_counter()
-    try:
-        module = target.build()
-    except TargetError as error:
-        return _Outcome(target.name, "error", str(error))
+    module = target.build()
     target_kind, input_range = (
         loss_defaults(module) if gradcheck.is_loss(module) else ("auto", None)
     )

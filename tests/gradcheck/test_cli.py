@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gradcheck.cli as gradcheck_cli
 import nnlite
 from gradcheck.cli import main
 from gradcheck.targets import is_abstract, is_module_class
@@ -325,6 +327,16 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
     monkeypatch.setattr(sys, "stdout", plain)
     main(["nnlite.Tanh"])
     assert "\033[" not in plain.getvalue() and plain.getvalue().startswith("PASS")
+
+
+def test_module_entry_point_exits_with_the_status_main_returns(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gradcheck", "nnlite.Lineer"])
+    with pytest.raises(SystemExit) as exit:
+        runpy.run_path(
+            str(Path(gradcheck_cli.__file__).with_name("__main__.py")), run_name="__main__"
+        )
+    assert exit.value.code == 2
+    assert "did you mean 'nnlite.Linear'" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- real subprocess
