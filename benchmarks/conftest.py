@@ -9,7 +9,6 @@ import torch
 
 # Both frameworks run on one thread, so that a ratio compares the code, not the core count.
 torch.set_num_threads(1)
-torch.set_num_interop_threads(1)
 
 SHORT_MODE = {
     "benchmark_min_rounds": 3,
