@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 
 import gradcheck
+import nnlite
 from gradcheck import strategies as gst
 
 # "ci" is Hypothesis's own profile (derandomized, no deadline; loaded when CI is set) and "dev" is
@@ -53,8 +55,27 @@ def test_loss_passes_gradcheck_for_random_predictions_and_targets(name):
 
 
 @PROFILE
+@given(gst.cases(gst.activations(), kinks=()))
+def test_activations_pass_gradcheck_with_inputs_anywhere_kinks_included(case):
+    module, x = case
+    gradcheck.assert_gradients(module, x)
+
+
+@pytest.mark.parametrize(
+    "module",
+    # ELU with alpha=1 has slope 1 on both sides of 0: no kink there, so alpha=0.5.
+    [nnlite.ReLU(), nnlite.LeakyReLU(0.1), nnlite.ELU(alpha=0.5)],
+    ids=["ReLU", "LeakyReLU", "ELU"],
+)
+def test_activation_passes_gradcheck_with_inputs_exactly_at_its_kink(module):
+    x = torch.tensor([[0.0, -1.0, 0.0], [0.5, 0.0, -0.0]], dtype=torch.float64)
+    report = gradcheck.assert_gradients(module, x)
+    assert report.kinks_skipped > 0
+
+
+@PROFILE
 @given(gst.cases(gst.architectures(max_layers=3), kinks=()))
-def test_random_architectures_pass_gradcheck_even_with_inputs_at_kinks(case):
+def test_random_architectures_pass_gradcheck_with_unrestricted_inputs(case):
     model, x = case
     gradcheck.assert_gradients(model, x)
 
