@@ -104,20 +104,31 @@ def _parser() -> argparse.ArgumentParser:
         "--target",
         choices=_TARGET_KINDS,
         dest="target_kind",
-        help="loss targets: like the input (default), class indices, one-hot rows or "
-        "probability rows",
+        help="a loss's targets: like the prediction, class indices, one-hot rows or "
+        "probability rows (default: by loss, see below)",
     )
     parser.add_argument(
-        "--range", type=_range, metavar="LO,HI", dest="input_range", help="input values range"
+        "--range",
+        type=_range,
+        metavar="LO,HI",
+        dest="input_range",
+        help="range of input values (default: -2,2; 0.05,0.95 for a BCE loss)",
     )
-    parser.add_argument("--dtype", choices=_DTYPES, default="float64", help="input dtype")
+    parser.add_argument(
+        "--dtype",
+        choices=_DTYPES,
+        default="float64",
+        help="input dtype (float64); the comparison itself runs in float64",
+    )
     parser.add_argument(
         "--mode",
         choices=("auto", "full", "fast"),
         default="auto",
         help="full Jacobian, random projections (fast), or by size (auto, the default)",
     )
-    parser.add_argument("--eps", type=_positive, help="finite-difference step (default: by dtype)")
+    parser.add_argument(
+        "--eps", type=_positive, help="relative finite-difference step (default: by dtype)"
+    )
     parser.add_argument("--atol", type=_positive, default=1e-5, help="absolute tolerance (1e-5)")
     parser.add_argument("--rtol", type=_positive, default=1e-3, help="relative tolerance (1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed for inputs and checks (0)")
