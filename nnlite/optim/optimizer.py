@@ -57,6 +57,14 @@ def _as_pairs(params: Iterable[tuple[Tensor, Tensor]], owner: str) -> list[tuple
                 f"and device, but the parameter is {_describe(param)} and the gradient is "
                 f"{_describe(grad)}"
             )
+    first_index: dict[int, int] = {}
+    for i, (param, _) in enumerate(pairs):
+        if id(param) in first_index:
+            raise ValueError(
+                f"{owner}: parameter {i} is the same tensor as parameter {first_index[id(param)]}, "
+                "so it would be updated twice per step; pass each parameter once"
+            )
+        first_index[id(param)] = i
     return [(param, grad) for param, grad in pairs]
 
 

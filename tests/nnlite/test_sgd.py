@@ -173,7 +173,7 @@ def test_load_state_dict_refuses_torch_options_nnlite_does_not_implement():
 
 
 def test_load_state_dict_refuses_a_different_number_of_parameters():
-    saved = SGD([(torch.zeros(2), torch.zeros(2))] * 2, lr=0.1).state_dict()
+    saved = SGD([_pair(), _pair()], lr=0.1).state_dict()
     optimizer = SGD([(torch.zeros(2), torch.zeros(2))], lr=0.1)
     with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
         optimizer.load_state_dict(saved)
@@ -258,6 +258,12 @@ BAD_ARGUMENTS = [
         lambda: SGD([(torch.zeros(2), torch.zeros(2, dtype=torch.float64))], lr=0.1),
         ValueError,
         "the gradient is a torch.float64 tensor",
+    ),
+    (
+        "same-parameter-twice",
+        lambda: SGD([_pair(), *[(torch.ones(2), torch.zeros(2))] * 2], lr=0.1),
+        ValueError,
+        "parameter 2 is the same tensor as parameter 1, so it would be updated twice per step",
     ),
     (
         "integer-parameter",
