@@ -19,3 +19,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# One thread: the test networks are tiny, and on a shared two-core machine a second thread costs
+# far more in contention than it saves. Both frameworks share the setting, so comparisons hold.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)

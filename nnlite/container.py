@@ -14,10 +14,12 @@ class Sequential(Module):
 
     .. math::
         y = f_n(\cdots f_2(f_1(x))), \qquad
-        \frac{\partial \ell}{\partial x} = J_{f_1}^T \cdots J_{f_n}^T \frac{\partial \ell}{\partial y}
+        \frac{\partial \ell}{\partial x} =
+            J_{f_1}^T \cdots J_{f_n}^T \frac{\partial \ell}{\partial y}
 
     Supports indexing (an int gives the module, a slice a new ``Sequential`` sharing the modules),
-    ``len``, iteration and nesting. Parameters are named ``"0.weight"``, ``"2.bias"``, ... as in torch.
+    ``len``, iteration and nesting. Parameters are named ``"0.weight"``, ``"2.bias"``, ... as in
+    torch.
 
     Args:
         *modules: the modules, in the order the input flows through them.

@@ -16,7 +16,8 @@ class Linear(Module):
 
     .. math::
         \frac{\partial \ell}{\partial x} = \frac{\partial \ell}{\partial y} W, \qquad
-        \frac{\partial \ell}{\partial W} \mathrel{+}= \Big(\frac{\partial \ell}{\partial y}\Big)^T x,
+        \frac{\partial \ell}{\partial W} \mathrel{+}=
+            \Big(\frac{\partial \ell}{\partial y}\Big)^T x,
         \qquad
         \frac{\partial \ell}{\partial b} \mathrel{+}= \sum_n \frac{\partial \ell}{\partial y_n}
 
@@ -103,8 +104,10 @@ class Linear(Module):
     def backward(self, grad_output: Tensor) -> Tensor:
         flat_input = self._saved(self._input)
         output_shape = self._output_shape
-        if not isinstance(grad_output, Tensor) or grad_output.shape != output_shape or (
-            grad_output.dtype != flat_input.dtype
+        if (
+            not isinstance(grad_output, Tensor)
+            or grad_output.shape != output_shape
+            or (grad_output.dtype != flat_input.dtype)
         ):
             self._check_grad(grad_output, output_shape, flat_input.dtype)
         grad = grad_output if len(output_shape) == 2 else grad_output.reshape(-1, self.out_features)

@@ -21,16 +21,18 @@ class Module:
 
     The contract, stated once for every subclass:
 
-    * ``forward(*input)`` computes the output from fresh tensors, never mutating its input, and caches
-      what ``backward`` needs under names that say what they are (``self._input``, ``self._output``,
-      ``self._mask``).
-    * ``backward(*gradwrtoutput)`` takes the gradient of the loss with respect to the output of the last
-      ``forward`` and returns the gradient with respect to its input. It never mutates the gradient it
-      receives nor the tensor ``forward`` returned. It ADDS the gradient of every parameter into that
-      parameter's gradient tensor, so gradients accumulate across calls until :meth:`zero_grad`.
-    * ``param()`` returns ``(parameter, gradient)`` pairs in the order ``torch.nn.Module.parameters()``
-      gives for the same network. The tensors are the module's own: an optimizer built on them updates
-      the module, and :meth:`zero_grad` and :meth:`to` work in place, so pairs taken earlier stay valid.
+    * ``forward(*input)`` computes the output from fresh tensors, never mutating its input, and
+      caches what ``backward`` needs under names that say what they are (``self._input``,
+      ``self._output``, ``self._mask``).
+    * ``backward(*gradwrtoutput)`` takes the gradient of the loss with respect to the output of the
+      last ``forward`` and returns the gradient with respect to its input. It never mutates the
+      gradient it receives nor the tensor ``forward`` returned. It ADDS the gradient of every
+      parameter into that parameter's gradient tensor, so gradients accumulate across calls until
+      :meth:`zero_grad`.
+    * ``param()`` returns ``(parameter, gradient)`` pairs in the order
+      ``torch.nn.Module.parameters()`` gives for the same network. The tensors are the module's
+      own: an optimizer built on them updates the module, and :meth:`zero_grad` and :meth:`to`
+      work in place, so pairs taken earlier stay valid.
 
     A subclass lists the attribute names of its parameters in ``_param_names``; the gradient of
     parameter ``name`` lives in the attribute ``name + "_grad"``. A parameter set to ``None`` (a
@@ -45,7 +47,7 @@ class Module:
     def __init__(self) -> None:
         self.training = True
 
-    # ----------------------------------------------------------------------------------------- protocol
+    # ------------------------------------------------------------------------------------- protocol
     def forward(self, *input: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(*input)")
 
@@ -106,14 +108,19 @@ class Module:
         """
         return {name: p for name, p, _ in self.named_param()}
 
-    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Tensor], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy parameters from ``state_dict`` (torch.nn's keys) into this module, in place.
 
-        Values are converted to each parameter's dtype and device. With ``strict=True`` any missing or
-        unexpected key raises; a shape mismatch always raises, naming the key and both shapes.
+        Values are converted to each parameter's dtype and device. With ``strict=True`` any missing
+        or unexpected key raises; a shape mismatch always raises, naming the key and both shapes.
+        Nothing is copied unless every key passes.
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+            raise TypeError(
+                f"Expected state_dict to be dict-like, got {type(state_dict).__name__}."
+            )
         own = {name: p for name, p, _ in self.named_param()}
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -130,8 +137,10 @@ class Module:
                 continue
             value = state_dict[name]
             if not isinstance(value, Tensor):
-                errors.append(f'While copying the parameter named "{name}", expected a Tensor, '
-                              f"got {type(value).__name__}. ")
+                errors.append(
+                    f'While copying the parameter named "{name}", expected a Tensor, '
+                    f"got {type(value).__name__}. "
+                )
             elif value.shape != param.shape:
                 errors.append(
                     f"size mismatch for {name}: copying a param with shape {value.shape} from "
@@ -204,7 +213,7 @@ class Module:
         return value
 
     def _check_input(self, input: Any, name: str = "input") -> Tensor:
-        """Reject non-tensors and non-floating tensors with a message naming the module and value."""
+        """Reject non-tensors and non-floating tensors, naming the module and the value."""
         if not isinstance(input, Tensor):
             raise TypeError(
                 f"{self!r}.forward expected a torch.Tensor as {name}, got {type(input).__name__}"

@@ -36,7 +36,7 @@ class SGD(Optimizer):
 
     Args:
         params (iterable): (parameter, gradient) pairs, e.g. ``model.param()``.
-        lr (float): learning rate :math:`\gamma`.
+        lr (float, optional): learning rate :math:`\gamma` (default: 1e-3, as torch 2.x).
         momentum (float, optional): momentum factor :math:`\mu` (default: 0).
         dampening (float, optional): dampening for momentum :math:`\tau` (default: 0).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
@@ -53,7 +53,7 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Iterable[tuple[Tensor, Tensor]],
-        lr: float,
+        lr: float = 1e-3,
         momentum: float = 0,
         dampening: float = 0,
         weight_decay: float = 0,

@@ -41,7 +41,8 @@ def test_load_state_dict_copies_in_place_keeping_pairs_valid():
         ),
         (
             lambda sd: sd.update({"0.weight": torch.zeros(3, 3)}),
-            r"size mismatch for 0.weight: copying a param with shape torch.Size\(\[3, 3\]\) from checkpoint, "
+            r"size mismatch for 0.weight: copying a param with shape torch.Size\(\[3, 3\]\) "
+            r"from checkpoint, "
             r"the shape in current model is torch.Size\(\[4, 2\]\)",
         ),
     ],
