@@ -47,13 +47,22 @@ _POLY_F64 = (
     0.1666666666666669072e0,
 )
 
-# (underflow bound, overflow bound, clamp): SLEEF returns +0 below the first and +inf above the
-# second. Inputs are clamped just outside both first so the integer exponent never overflows;
-# a clamped element is then overwritten anyway.
-_LIMITS = {
-    torch.float32: (-104.0, 100.0, 110.0),
-    torch.float64: (-1000.0, 709.78271289338399673222338991, 1100.0),
-}
+# SLEEF returns +0 below -104 (float32) or -1000 (float64) and +inf above 100 or ln(DBL_MAX);
+# the exponent reduction below reaches the same results on its own (0 once e**x is under half the
+# smallest subnormal, inf once over the largest float) as long as the integer exponent stays in
+# range, so inputs are clamped just outside those bounds instead of masked afterwards.
+_CLAMP = {torch.float32: 110.0, torch.float64: 1100.0}
+
+
+_CONSTANTS: dict[torch.dtype, dict[float, Tensor]] = {}
+
+
+def _constant(value: float, dtype: torch.dtype) -> Tensor:
+    """A cached 0-dim CPU tensor: ``addcmul`` takes only tensors, and building one is slow."""
+    table = _CONSTANTS.setdefault(dtype, {})
+    if value not in table:
+        table[value] = torch.tensor(value, dtype=dtype)
+    return table[value]
 
 
 def _pow2(e: Tensor, dtype: torch.dtype) -> Tensor:
@@ -66,15 +75,15 @@ def _pow2(e: Tensor, dtype: torch.dtype) -> Tensor:
 def _ldexp2(u: Tensor, q: Tensor) -> Tensor:
     """``u * 2 ** q`` as SLEEF's vldexp2: two multiplications by ``2 ** (q >> 1)`` and the rest."""
     half = torch.bitwise_right_shift(q, 1)
-    return u * _pow2(half, u.dtype) * _pow2(q - half, u.dtype)
+    return u.mul_(_pow2(half, u.dtype)).mul_(_pow2(q - half, u.dtype))
 
 
 def _fma(a: Tensor, b: Tensor | float, c: Tensor | float) -> Tensor:
-    """``a * b + c`` with one rounding."""
-    if not isinstance(c, Tensor):
-        c = torch.tensor(c, dtype=a.dtype, device=a.device)
+    """``a * b + c`` with one rounding, into a new tensor."""
     if not isinstance(b, Tensor):
-        b = torch.tensor(b, dtype=a.dtype, device=a.device)
+        b = _constant(b, a.dtype)
+    if not isinstance(c, Tensor):
+        c = _constant(c, a.dtype)
     return torch.addcmul(c, a, b)
 
 
@@ -105,32 +114,28 @@ def exp(input: Tensor) -> Tensor:
         input: a float32 or float64 tensor.
     """
     dtype = input.dtype
-    if dtype not in _LIMITS:
+    if dtype not in _CLAMP:
         raise TypeError(
             f"nnlite._sleef.exp supports float32 and float64 tensors, got {dtype}; "
             f"convert with input.float() or input.double()"
         )
-    lower, upper, clamp = _LIMITS[dtype]
-    d = input.clamp(-clamp, clamp)
-    # NOTE: rint of the float product (round half to even), as vrint/cvtps_epi32.
-    q_float = torch.round(d * _R_LN2)
+    # NOTE: rint of the rounded product (half to even), as SLEEF's vrint / cvtps_epi32.
+    s = input.clamp(-_CLAMP[dtype], _CLAMP[dtype])
+    q_float = torch.round(s * _R_LN2)
     q = q_float.to(torch.int32)
     if dtype == torch.float32:
-        s = _fma(q_float, -_L2U_F32, d)
-        s = _fma(q_float, -_L2L_F32, s)
-        u = torch.full_like(s, _POLY_F32[0])
-        for coefficient in _POLY_F32[1:]:
-            u = _fma(u, s, coefficient)
-        u = _fma(s * s, u, s) + 1.0
+        s.addcmul_(q_float, _constant(-_L2U_F32, dtype))
+        s.addcmul_(q_float, _constant(-_L2L_F32, dtype))
+        u = _fma(s, _POLY_F32[0], _POLY_F32[1])
+        for coefficient in _POLY_F32[2:]:
+            torch.addcmul(_constant(coefficient, dtype), u, s, out=u)
+        u = torch.addcmul(s, s * s, u).add_(1.0)
     else:
-        s = _fma(q_float, -_L2U_F64, d)
-        s = _fma(q_float, -_L2L_F64, s)
+        s.addcmul_(q_float, _constant(-_L2U_F64, dtype))
+        s.addcmul_(q_float, _constant(-_L2L_F64, dtype))
         s2 = s * s
         s4 = s2 * s2
         u = _poly10(s, s2, s4, s4 * s4, _POLY_F64)
-        u = _fma(u, s, 0.5)
-        u = _fma(u, s, 1.0)
-        u = _fma(u, s, 1.0)
-    u = _ldexp2(u, q)
-    u = torch.where(input < lower, 0.0, u)
-    return torch.where(input > upper, float("inf"), u)
+        for coefficient in (0.5, 1.0, 1.0):
+            torch.addcmul(_constant(coefficient, dtype), u, s, out=u)
+    return _ldexp2(u, q)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nnlite import _sleef
 from nnlite.module import Module
 
 _REDUCTIONS = ("mean", "sum")
@@ -192,18 +193,61 @@ class CrossEntropyLoss(_Loss):
         input = self._saved(self._input)
         log_probs, target = self._log_probs, self._target
         class_dim = input.dim() - 1
+        n_classes = input.shape[class_dim]
         if target.is_floating_point():
-            n = input.numel() // input.shape[class_dim]
-            scale = -(1 / torch.tensor(float(n), dtype=input.dtype)) if self.reduction == "mean" else -1.0
-            grad_log_probs = target * scale
+            n = input.numel() // n_classes
+            scale = (
+                -(1 / torch.tensor(float(n), dtype=input.dtype))
+                if self.reduction == "mean"
+                else -1.0
+            )
+            grad_log_probs = (target * scale).reshape(-1, n_classes)
+            row_sums = _vec_row_sum(grad_log_probs).unsqueeze(1)
         else:
             one = torch.ones((), dtype=input.dtype, device=input.device)
             scale = -(one / target.numel()) if self.reduction == "mean" else -one
-            grad_log_probs = torch.zeros_like(input).reshape(-1, input.shape[class_dim])
+            grad_log_probs = torch.zeros_like(input).reshape(-1, n_classes)
             grad_log_probs.scatter_(1, target.reshape(-1, 1), scale.expand(target.numel(), 1))
-            grad_log_probs = grad_log_probs.view_as(input)
-        # NOTE: torch's log_softmax backward: g - exp(log_probs) * g.sum(class_dim).
-        return grad_log_probs - torch.exp(log_probs) * grad_log_probs.sum(class_dim, keepdim=True)
+            # Each row holds one nonzero, so its sum is exactly that value in any order.
+            row_sums = scale
+        # NOTE: torch's log_softmax backward computes g - exp(log_probs) * sum(g) per row with its
+        # vectorised exp (SLEEF's, not torch.exp's) and one rounding (a fused multiply-add).
+        probs = _sleef.exp(log_probs.reshape(-1, n_classes))
+        return torch.addcmul(grad_log_probs, probs, row_sums, value=-1).view_as(input)
+
+
+def _vec_row_sum(rows: Tensor) -> Tensor:
+    """Sum each row of a 2-D tensor in the order of torch's ``vec::reduce_all`` on this CPU.
+
+    NOTE: the kernel adds the row into one SIMD register lane by lane (512 or 256 bits wide, by
+    CPU capability), the last partial chunk into the leading lanes only, then folds the lanes:
+    float32 by halves (lane i with lane i + width/2, and so on), float64 left to right. A row
+    shorter than the register is summed left to right.
+    """
+    n, length = rows.shape
+    register_bits = 512 if torch.backends.cpu.get_cpu_capability() == "AVX512" else 256
+    width = register_bits // torch.finfo(rows.dtype).bits
+    if length < width:
+        total = rows[:, 0].clone()
+        for column in range(1, length):
+            total += rows[:, column]
+        return total
+    full = length // width
+    chunks = rows[:, : full * width].reshape(n, full, width)
+    lanes = chunks[:, 0].clone()
+    for chunk in range(1, full):
+        lanes += chunks[:, chunk]
+    if length > full * width:
+        lanes[:, : length - full * width] += rows[:, full * width :]
+    if rows.dtype == torch.float32:
+        while lanes.shape[1] > 1:
+            half = lanes.shape[1] // 2
+            lanes = lanes[:, :half] + lanes[:, half:]
+        return lanes[:, 0]
+    total = lanes[:, 0].clone()
+    for lane in range(1, width):
+        total += lanes[:, lane]
+    return total
 
 
 _CASCADE_LEVELS = 8

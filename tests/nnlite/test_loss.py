@@ -85,7 +85,7 @@ def test_bce_at_saturated_predictions_clamps_logs_as_torch(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("classes", [2, 3, 10])
+@pytest.mark.parametrize("classes", [2, 3, 10, 17, 40])
 def test_cross_entropy_with_class_indices_equals_torch(classes, batch, reduction, dtype):
     gen = torch.Generator().manual_seed(batch)
     x = 3 * torch.randn(batch, classes, generator=gen, dtype=dtype)
@@ -95,13 +95,13 @@ def test_cross_entropy_with_class_indices_equals_torch(classes, batch, reduction
         torch.nn.CrossEntropyLoss(reduction=reduction), x, target
     )
     assert torch.equal(value, expected_value)
-    _assert_log_softmax_grad_close(grad, expected_grad, x)
+    assert torch.equal(grad, expected_grad)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("classes", [2, 3, 9, 16, 17, 40])
 def test_cross_entropy_with_probability_targets_equals_torch(classes, batch, reduction, dtype):
     gen = torch.Generator().manual_seed(batch)
     x = 3 * torch.randn(batch, classes, generator=gen, dtype=dtype)
@@ -111,21 +111,7 @@ def test_cross_entropy_with_probability_targets_equals_torch(classes, batch, red
         torch.nn.CrossEntropyLoss(reduction=reduction), x, target
     )
     assert torch.equal(value, expected_value)
-    _assert_log_softmax_grad_close(grad, expected_grad, x)
-
-
-def _assert_log_softmax_grad_close(grad, expected, x):
-    # torch's log_softmax backward kernel evaluates exp(log_probs) with an exp that torch.exp does
-    # not expose and fuses the subtraction; the result is g - softmax * sum(g), whose terms are at
-    # most 1/N in magnitude. The bound: 2 ulps of the largest term of each row.
-    terms = (
-        torch.softmax(x, -1)
-        .abs()
-        .amax(-1, keepdim=True)
-        .clamp_min(expected.abs().amax(-1, keepdim=True))
-    )
-    ulps = ((grad - expected).abs() / (torch.finfo(x.dtype).eps * terms)).max()
-    assert ulps <= 2, f"log-softmax gradient differs from torch's by {ulps.item()} ulps"
+    assert torch.equal(grad, expected_grad)
 
 
 def test_cross_entropy_on_a_single_sample_matches_torch():
@@ -134,7 +120,7 @@ def test_cross_entropy_on_a_single_sample_matches_torch():
     value, grad = _ours(nnlite.CrossEntropyLoss(), x, target)
     expected_value, expected_grad = _torch_loss(torch.nn.CrossEntropyLoss(), x, target)
     assert torch.equal(value, expected_value)
-    _assert_log_softmax_grad_close(grad, expected_grad, x)
+    assert torch.equal(grad, expected_grad)
 
 
 def test_cross_entropy_at_large_logits_stays_finite():
@@ -144,7 +130,7 @@ def test_cross_entropy_at_large_logits_stays_finite():
     expected_value, expected_grad = _torch_loss(torch.nn.CrossEntropyLoss(), x, target)
     assert torch.equal(value, expected_value)
     assert torch.isfinite(grad).all()
-    _assert_log_softmax_grad_close(grad, expected_grad, x)
+    assert torch.equal(grad, expected_grad)
 
 
 @pytest.mark.parametrize("loss", [nnlite.MSELoss(), nnlite.BCELoss()], ids=["MSELoss", "BCELoss"])
