@@ -25,7 +25,8 @@ class _Loss(Module):
         super().__init__()
         if reduction not in _REDUCTIONS:
             raise ValueError(
-                f"{reduction} is not a valid value for reduction; use one of {', '.join(_REDUCTIONS)}"
+                f"{reduction} is not a valid value for reduction; "
+                f"use one of {', '.join(_REDUCTIONS)}"
             )
         self.reduction = reduction
         self._input: Tensor | None = None
@@ -37,8 +38,9 @@ class _Loss(Module):
         if input.shape != target.shape:
             raise ValueError(
                 f"{self!r}: input shape {tuple(input.shape)} and target shape "
-                f"{tuple(target.shape)} differ; they would broadcast silently. Reshape one to match "
-                f"(e.g. target.view_as(input), or a one-hot target for multi-output networks)"
+                f"{tuple(target.shape)} differ; they would broadcast silently. Reshape one to "
+                f"match (e.g. target.view_as(input), or a one-hot target for multi-output "
+                f"networks)"
             )
         if target.dtype != input.dtype:
             raise TypeError(
@@ -87,10 +89,11 @@ class BCELoss(_Loss):
 
     .. math::
         \ell_i = -\big(y_i \log x_i + (1 - y_i)\log(1 - x_i)\big), \qquad
-        \frac{\partial \ell_i}{\partial x_i} = \frac{x_i - y_i}{\max\big((1 - x_i)\,x_i,\ 10^{-12}\big)}
+        \frac{\partial \ell_i}{\partial x_i} =
+            \frac{x_i - y_i}{\max\big((1 - x_i)\,x_i,\ 10^{-12}\big)}
 
-    Each log is clamped at :math:`-100` as torch clamps it, so a prediction of exactly 0 or 1 gives a
-    finite loss; the reduction is the mean (default) or the sum.
+    Each log is clamped at :math:`-100` as torch clamps it, so a prediction of exactly 0 or 1
+    gives a finite loss; the reduction is the mean (default) or the sum.
 
     Args:
         reduction: ``"mean"`` (default) or ``"sum"``.
@@ -136,10 +139,12 @@ class CrossEntropyLoss(_Loss):
 
     .. math::
         \ell = -\frac{1}{N}\sum_n \log \operatorname{softmax}(x_n)_{c_n}, \qquad
-        \frac{\partial \ell}{\partial x_{n}} = \frac{1}{N}\big(\operatorname{softmax}(x_n) - e_{c_n}\big)
+        \frac{\partial \ell}{\partial x_{n}} =
+            \frac{1}{N}\big(\operatorname{softmax}(x_n) - e_{c_n}\big)
 
     With probability targets :math:`p_n` (same shape as the input), :math:`e_{c_n}` becomes
-    :math:`p_n` and the loss is :math:`-\frac{1}{N}\sum_n p_n \cdot \log\operatorname{softmax}(x_n)`.
+    :math:`p_n` and the loss is
+    :math:`-\frac{1}{N}\sum_n p_n \cdot \log\operatorname{softmax}(x_n)`.
 
     Args:
         reduction: ``"mean"`` (default) or ``"sum"``.
