@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nnlite.optim.optimizer import Optimizer, _scalar_dtype
+from nnlite.optim.optimizer import Optimizer, _FlatLayout, _scalar_dtype
 
 
 class Adam(Optimizer):
@@ -121,3 +121,47 @@ class Adam(Optimizer):
         else:
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
         param.addcdiv_(exp_avg, denom, value=-step_size)
+
+    def _flat_update(self, flat: _FlatLayout, group: dict[str, Any]) -> bool:
+        amsgrad = group["amsgrad"]
+        if not self.state:
+            count = len(flat.spans)
+            self._keep_flat_state("step", *_unbound(torch.zeros(count, dtype=_scalar_dtype())))
+            for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")[: 3 if amsgrad else 2]:
+                buffer = torch.zeros_like(flat.params)
+                self._keep_flat_state(key, buffer, flat.views(buffer))
+        steps = self._flat_state_buffer("step")
+        exp_avg = self._flat_state_buffer("exp_avg")
+        exp_avg_sq = self._flat_state_buffer("exp_avg_sq")
+        max_exp_avg_sq = self._flat_state_buffer("max_exp_avg_sq") if amsgrad else None
+        if steps is None or exp_avg is None or exp_avg_sq is None:
+            return False
+        if amsgrad and max_exp_avg_sq is None:
+            return False
+        beta1, beta2 = group["betas"]
+        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        param, grad = flat.params, flat.grads
+
+        # NOTE: _update's operations in its order, once on the flat buffers; every parameter's
+        # step tensor holds the same count, so the bias corrections are computed once.
+        steps += 1
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step = self.state[0]["step"].item()
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        step_size = lr / bias_correction1
+        bias_correction2_sqrt = bias_correction2**0.5
+        if max_exp_avg_sq is not None:
+            torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+            denom = (max_exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+        else:
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+        param.addcdiv_(exp_avg, denom, value=-step_size)
+        return True
+
+
+def _unbound(steps: Tensor) -> tuple[Tensor, list[Tensor]]:
+    return steps, list(steps.unbind())

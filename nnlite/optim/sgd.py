@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from nnlite.optim.optimizer import Optimizer
+from nnlite.optim.optimizer import Optimizer, _FlatLayout
 
 
 class SGD(Optimizer):
@@ -96,3 +96,30 @@ class SGD(Optimizer):
             else:
                 grad = buf
         param.add_(grad, alpha=-group["lr"])
+
+    def _flat_update(self, flat: _FlatLayout, group: dict[str, Any]) -> bool:
+        # NOTE: _update's operations in its order, once on the flat buffers.
+        weight_decay = group["weight_decay"]
+        momentum = group["momentum"]
+        param, grad = flat.params, flat.grads
+        buf = None
+        if momentum != 0:
+            buf = self._flat_state_buffer("momentum_buffer")
+            if buf is None and any(
+                state.get("momentum_buffer") is not None for state in self.state.values()
+            ):
+                return False
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+        if momentum != 0:
+            if buf is None:
+                buf = grad.clone()
+                self._keep_flat_state("momentum_buffer", buf, flat.views(buf))
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            if group["nesterov"]:
+                grad = grad.add(buf, alpha=momentum)
+            else:
+                grad = buf
+        param.add_(grad, alpha=-group["lr"])
+        return True

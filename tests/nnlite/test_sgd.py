@@ -5,8 +5,11 @@ import itertools
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
+import nnlite
 from nnlite.optim import SGD, Adam
+from nnlite.optim.optimizer import flatten_parameters
 
 SHAPES = [(4, 3), (4,), (2, 3, 2)]
 DTYPES = [torch.float32, torch.float64]
@@ -350,3 +353,177 @@ def test_load_state_dict_refuses_a_state_that_does_not_fit(make_state, message):
 def test_a_non_tensor_item_is_named_in_the_error():
     with pytest.raises(TypeError, match="but item 1 is a int"):
         SGD([_pair(), 5], lr=0.1)
+
+
+class _TensorCalls(TorchFunctionMode):
+    """Records the name of every tensor operation called under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.append(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def _one_storage(tensors):
+    return len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+
+
+def _mlp():
+    return nnlite.Sequential(nnlite.Linear(2, 25), nnlite.ReLU(), nnlite.Linear(25, 2))
+
+
+def test_flatten_parameters_keeps_the_tensor_objects_and_values_in_one_buffer_each():
+    pairs, _ = _twin_parameters(torch.float32)
+    tensors = [t for pair in pairs for t in pair]
+    values = [t.clone() for t in tensors]
+    flatten_parameters(pairs)
+    assert all(a is b for a, b in zip([t for pair in pairs for t in pair], tensors, strict=True))
+    _assert_same_tensors(tensors, values)
+    assert _one_storage([p for p, _ in pairs]) and _one_storage([g for _, g in pairs])
+    assert all(t.data_ptr() % 64 == 0 for t in tensors), "each view aligned as torch allocates"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("options", VALID_OPTIONS, ids=_options_id)
+def test_flattened_parameters_step_bit_for_bit_with_torch_sgd(options, dtype):
+    pairs, torch_params = _twin_parameters(dtype)
+    flatten_parameters(pairs)
+    ours = SGD(pairs, lr=0.05, **options)
+    theirs = torch.optim.SGD(torch_params, lr=0.05, **options)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        ours.zero_grad()
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+        _assert_same_tensors([p for p, _ in pairs], torch_params)
+    if options["momentum"] != 0:
+        buffers = [ours.state[i]["momentum_buffer"] for i in range(len(pairs))]
+        assert _one_storage(buffers), "the momentum buffers are views of one flat buffer"
+        _assert_same_tensors(buffers, [theirs.state[p]["momentum_buffer"] for p in torch_params])
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (dict(), ["zero_", "add_"]),
+        (dict(momentum=0.9), ["zero_", "mul_", "add_", "add_"]),
+        (
+            dict(momentum=0.9, weight_decay=0.01, nesterov=True),
+            ["zero_", "add", "mul_", "add_", "add", "add_"],
+        ),
+    ],
+    ids=["plain", "momentum", "nesterov-weight-decay"],
+)
+def test_a_flattened_step_is_a_handful_of_tensor_operations_for_all_parameters(options, expected):
+    model = _mlp()
+    flatten_parameters(model.param())
+    optimizer = SGD(model.param(), lr=0.1, **options)
+    optimizer.step()
+    calls = _TensorCalls()
+    with calls:
+        optimizer.zero_grad()
+        optimizer.step()
+    assert [name for name in calls.names if name != "data_ptr"] == expected
+
+
+def test_a_second_optimizer_on_flattened_parameters_moves_nothing_and_steps_them_at_once():
+    pairs, _ = _twin_parameters(torch.float64)
+    flatten_parameters(pairs)
+    pointers = [(p.data_ptr(), g.data_ptr()) for p, g in pairs]
+    SGD(pairs, lr=0.1, momentum=0.9).step()
+    optimizer = SGD(pairs, lr=0.1, momentum=0.9)
+    optimizer.step()
+    assert [(p.data_ptr(), g.data_ptr()) for p, g in pairs] == pointers
+    assert _one_storage([s["momentum_buffer"] for s in optimizer.state.values()])
+
+
+def test_module_to_after_the_optimizer_falls_back_to_stepping_one_by_one_bit_for_bit():
+    model = _mlp()
+    pairs = model.param()
+    torch_params = [p.clone().requires_grad_() for p, _ in pairs]
+    flatten_parameters(pairs)
+    options = dict(lr=0.05, momentum=0.9, weight_decay=0.01, nesterov=True)
+    ours = SGD(pairs, **options)
+    theirs = torch.optim.SGD(torch_params, **options)
+    generator = torch.Generator().manual_seed(4)
+    for step in range(8):
+        if step == 3:
+            model.to(torch.float64)
+            for torch_param in torch_params:
+                torch_param.data = torch_param.data.to(torch.float64)
+        ours.zero_grad()
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+        _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert all(p.dtype == torch.float64 for p, _ in pairs)
+    _assert_same_tensors(
+        [ours.state[i]["momentum_buffer"] for i in range(len(pairs))],
+        [theirs.state[p]["momentum_buffer"] for p in torch_params],
+    )
+
+
+def test_loading_torch_state_into_flattened_parameters_copies_it_into_flat_buffers():
+    options = dict(lr=0.05, momentum=0.8, dampening=0.2)
+    pairs, torch_params = _twin_parameters(torch.float32)
+    theirs = torch.optim.SGD(torch_params, **options)
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        _set_random_gradients(pairs, torch_params, generator)
+        theirs.step()
+    for (param, _), torch_param in zip(pairs, torch_params, strict=True):
+        param.copy_(torch_param.detach())
+    flatten_parameters(pairs)
+    ours = SGD(pairs, lr=1.0)
+    ours.load_state_dict(theirs.state_dict())
+    buffers = [ours.state[i]["momentum_buffer"] for i in range(len(pairs))]
+    assert _one_storage(buffers)
+    assert buffers[0].untyped_storage().data_ptr() != pairs[0][0].untyped_storage().data_ptr()
+    for _ in range(5):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+    _assert_same_tensors([p for p, _ in pairs], torch_params)
+
+
+def test_partial_momentum_state_steps_one_by_one_then_gathers_into_a_flat_buffer():
+    pairs, torch_params = _twin_parameters(torch.float64)
+    flatten_parameters(pairs)
+    ours = SGD(pairs, lr=0.05, momentum=0.9)
+    theirs = torch.optim.SGD(torch_params, lr=0.05, momentum=0.9)
+    generator = torch.Generator().manual_seed(6)
+    _set_random_gradients(pairs, torch_params, generator)
+    ours.step()
+    theirs.step()
+    del ours.state[1]
+    del theirs.state[torch_params[1]]
+    for _ in range(4):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+        _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert _one_storage([s["momentum_buffer"] for s in ours.state.values()])
+
+
+@pytest.mark.parametrize(
+    ("make_pairs", "message"),
+    [
+        (
+            lambda: [(torch.ones(2), torch.ones(2)), (torch.ones(2, dtype=torch.float64),) * 2],
+            "they mix a torch.float32 tensor",
+        ),
+        (
+            lambda: [(torch.ones(4)[:2], torch.ones(2)), (torch.ones(4)[2:], torch.ones(2))],
+            "share memory with other tensors",
+        ),
+        (lambda: [(torch.ones(2, 3).t(), torch.ones(3, 2))], "is empty or non-contiguous"),
+    ],
+    ids=["mixed-dtypes", "a-view", "non-contiguous"],
+)
+def test_flatten_parameters_refuses_tensors_it_cannot_move(make_pairs, message):
+    with pytest.raises(ValueError, match=message):
+        flatten_parameters(make_pairs())
