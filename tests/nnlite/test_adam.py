@@ -5,8 +5,11 @@ import itertools
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
+import nnlite
 from nnlite.optim import Adam
+from nnlite.optim.optimizer import flatten_parameters
 
 SHAPES = [(4, 3), (4,), (2, 3, 2)]
 DTYPES = [torch.float32, torch.float64]
@@ -242,3 +245,124 @@ def test_a_step_saved_as_a_number_loads_as_torchs_scalar_tensor_and_continues():
         ours.step()
         theirs.step()
     _assert_same_tensors([p for p, _ in pairs], torch_params)
+
+
+class _TensorCalls(TorchFunctionMode):
+    """Records the name of every tensor operation called under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.append(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def _one_storage(tensors):
+    return len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+
+
+def _mlp():
+    return nnlite.Sequential(nnlite.Linear(2, 25), nnlite.ReLU(), nnlite.Linear(25, 2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("options", OPTIONS, ids=_options_id)
+def test_flattened_parameters_step_bit_for_bit_with_torch_adam(options, dtype):
+    pairs, torch_params = _twin_parameters(dtype)
+    flatten_parameters(pairs)
+    ours = Adam(pairs, **options)
+    theirs = torch.optim.Adam(torch_params, **options)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        ours.zero_grad()
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+        _assert_same_tensors([p for p, _ in pairs], torch_params)
+    _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
+    for key in ours.state[0]:
+        assert _one_storage([ours.state[i][key] for i in range(len(pairs))]), key
+
+
+@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
+def test_a_flattened_step_is_a_handful_of_tensor_operations_for_all_parameters(amsgrad):
+    model = _mlp()
+    flatten_parameters(model.param())
+    optimizer = Adam(model.param(), amsgrad=amsgrad)
+    optimizer.step()
+    calls = _TensorCalls()
+    with calls:
+        optimizer.zero_grad()
+        optimizer.step()
+    names = [name for name in calls.names if name != "data_ptr"]
+    assert names.count("item") == 1, "the bias corrections are computed once per step"
+    assert len(names) == (11 if amsgrad else 10), names
+
+
+def test_module_to_after_the_optimizer_falls_back_to_stepping_one_by_one_bit_for_bit():
+    model = _mlp()
+    pairs = model.param()
+    torch_params = [p.clone().requires_grad_() for p, _ in pairs]
+    flatten_parameters(pairs)
+    options = dict(lr=0.01, weight_decay=0.01, amsgrad=True)
+    ours = Adam(pairs, **options)
+    theirs = torch.optim.Adam(torch_params, **options)
+    generator = torch.Generator().manual_seed(4)
+    for step in range(8):
+        if step == 0:  # torch.optim.Adam's state then follows the new dtype; later it cannot
+            model.to(torch.float64)
+            for torch_param in torch_params:
+                torch_param.data = torch_param.data.to(torch.float64)
+        ours.zero_grad()
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+        _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert all(p.dtype == torch.float64 for p, _ in pairs)
+    _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
+
+
+def test_loading_state_into_flattened_parameters_copies_it_into_flat_buffers():
+    options = dict(lr=0.01, betas=(0.8, 0.99), amsgrad=True)
+    pairs, torch_params = _twin_parameters(torch.float32)
+    theirs = torch.optim.Adam(torch_params, **options)
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        _set_random_gradients(pairs, torch_params, generator)
+        theirs.step()
+    for (param, _), torch_param in zip(pairs, torch_params, strict=True):
+        param.copy_(torch_param.detach())
+    flatten_parameters(pairs)
+    ours = Adam(pairs)
+    ours.load_state_dict(theirs.state_dict())
+    for key in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        assert _one_storage([ours.state[i][key] for i in range(len(pairs))]), key
+    assert ours.state[0]["step"] is not theirs.state[torch_params[0]]["step"]
+    for _ in range(5):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+    _assert_same_tensors([p for p, _ in pairs], torch_params)
+    _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
+
+
+def test_step_counts_that_differ_between_parameters_are_stepped_one_by_one_as_torch_does():
+    pairs, torch_params = _twin_parameters(torch.float64)
+    theirs = torch.optim.Adam(torch_params, lr=0.01)
+    generator = torch.Generator().manual_seed(6)
+    _set_random_gradients(pairs, torch_params, generator)
+    theirs.step()
+    theirs.state[torch_params[1]]["step"] += 5
+    for (param, _), torch_param in zip(pairs, torch_params, strict=True):
+        param.copy_(torch_param.detach())
+    flatten_parameters(pairs)
+    ours = Adam(pairs)
+    ours.load_state_dict(theirs.state_dict())
+    for _ in range(3):
+        _set_random_gradients(pairs, torch_params, generator)
+        ours.step()
+        theirs.step()
+        _assert_same_tensors([p for p, _ in pairs], torch_params)
+    _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
