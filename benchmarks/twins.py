@@ -81,6 +81,9 @@ def dataset(n: int, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> tup
 def nnlite_step(net: nnlite.Module, optimizer: str) -> Step:
     """nnlite's training step: forward, loss, backward, optimizer step."""
     criterion = nnlite.MSELoss()
+    # One flat buffer for parameters and one for gradients: the optimizer then updates all of them
+    # in a few tensor calls. Same bits (elementwise operations do not care how they are grouped).
+    nnlite.optim.flatten_parameters(net.param())
     opt = _optimizer(nnlite.optim, optimizer, net.param())
 
     def step(inputs: Tensor, targets: Tensor) -> Tensor:

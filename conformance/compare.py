@@ -17,14 +17,18 @@ class ConformanceError(AssertionError):
 class Bound:
     """Largest accepted difference where nnlite cannot reproduce torch's bits.
 
-    An entry passes when ``|nnlite - torch| <= atol + rtol * |torch|``.
+    An entry passes when ``|nnlite - torch| <= atol + rtol * |torch|``. With ``scaled``, ``atol``
+    is relative to the tensor's scale: it is multiplied by ``max |torch|`` over the tensor (a
+    norm-wise bound, for values that go through sums with cancellation).
     """
 
     atol: float
     rtol: float = 0.0
+    scaled: bool = False
 
     def __str__(self) -> str:
-        return f"atol={self.atol:g}, rtol={self.rtol:g}"
+        scale = " x max|torch|" if self.scaled else ""
+        return f"atol={self.atol:g}{scale}, rtol={self.rtol:g}"
 
 
 def difference(nn: Tensor, th: Tensor) -> float:
@@ -38,6 +42,11 @@ def difference(nn: Tensor, th: Tensor) -> float:
     both = ~nan_nn
     diff = (nn64[both] - th64[both]).abs()
     return float(diff.max()) if diff.numel() else 0.0
+
+
+def _scale(values: Tensor) -> float:
+    finite = values[torch.isfinite(values)]
+    return float(finite.abs().max()) if finite.numel() else 0.0
 
 
 def check_tensor(
@@ -81,7 +90,8 @@ def check_tensor(
     allowed = (
         torch.zeros_like(diff)
         if bound is None
-        else bound.atol + bound.rtol * th64.abs().nan_to_num(0.0)
+        else bound.atol * (_scale(th64) if bound.scaled else 1.0)
+        + bound.rtol * th64.abs().nan_to_num(0.0)
     )
     excess = diff - allowed
     worst = int(torch.argmax(excess if bound is not None else diff))

@@ -65,11 +65,12 @@ def run_case(config: Config) -> str | None:
     """
     import traceback
 
+    from conformance.bounds import needs_resync
     from conformance.compare import ConformanceError
     from conformance.harness import run
 
     try:
-        run(config)
+        run(config, resync=needs_resync(config))
     except ConformanceError as error:
         return str(error)
     except Exception:  # noqa: BLE001 - reported to the parent process as the test's failure

@@ -44,13 +44,23 @@ class SideBySide:
             lists one). With ``False``, only record the largest differences.
         sides: use these (nnlite, torch) sides instead of building fresh ones, e.g. to resume
             from a checkpoint.
+        resync: in step-by-step mode, after comparing each step, load torch.nn's parameters and
+            optimizer state into nnlite. For modules that are only bounded (see
+            :mod:`conformance.bounds`), this compares every step from identical states, so the
+            bound measures one step's error instead of a trajectory's chaos.
     """
 
     def __init__(
-        self, config: Config, *, check: bool = True, sides: tuple[Side, Side] | None = None
+        self,
+        config: Config,
+        *,
+        check: bool = True,
+        sides: tuple[Side, Side] | None = None,
+        resync: bool = False,
     ) -> None:
         self.config = config
         self.check = check
+        self.resync = resync
         self.data: Data = make_data(config)
         self.nn, self.th = sides if sides is not None else build_sides(config)
         self.rng_state = torch.Generator().manual_seed(config.seed + 2).get_state()
@@ -168,6 +178,9 @@ class SideBySide:
             self.compare_gradients()
             self.compare_parameters()
             self.compare_optimizers()
+            if self.resync:
+                self.nn.model.load_state_dict(self.th.model.state_dict())
+                self.nn.optimizer.load_state_dict(self.th.optimizer.state_dict())
         return nn_losses, th_losses
 
     def _with_rng(self, work: Callable[[], Any]) -> Any:
@@ -246,13 +259,18 @@ class SideBySide:
             )
 
 
-def run(config: Config, *, every_step: bool = False, check: bool = True) -> History:
+def run(
+    config: Config, *, every_step: bool = False, check: bool = True, resync: bool = False
+) -> History:
     """Trains the twins of ``config`` for ``config.epochs`` epochs and returns their history.
+
+    ``resync`` (which implies ``every_step``) re-aligns nnlite on torch.nn after every step.
 
     Raises:
         ConformanceError: when ``check`` and the two frameworks disagree.
     """
-    return SideBySide(config, check=check).run(every_step=every_step)
+    sides = SideBySide(config, check=check, resync=resync)
+    return sides.run(every_step=every_step or resync)
 
 
 def predict(side: Side, inputs: Tensor) -> Tensor:

@@ -3,7 +3,15 @@
 from nnlite.optim import lr_scheduler
 from nnlite.optim.adam import Adam
 from nnlite.optim.lr_scheduler import ExponentialLR, StepLR
-from nnlite.optim.optimizer import Optimizer
+from nnlite.optim.optimizer import Optimizer, flatten_parameters
 from nnlite.optim.sgd import SGD
 
-__all__ = ["Adam", "ExponentialLR", "Optimizer", "SGD", "StepLR", "lr_scheduler"]
+__all__ = [
+    "Adam",
+    "ExponentialLR",
+    "Optimizer",
+    "SGD",
+    "StepLR",
+    "flatten_parameters",
+    "lr_scheduler",
+]
