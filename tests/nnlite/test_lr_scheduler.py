@@ -1,6 +1,6 @@
-import inspect
-
 """StepLR and ExponentialLR against torch's: the same float learning rates, epoch after epoch."""
+
+import inspect
 
 import pytest
 import torch
