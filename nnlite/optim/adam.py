@@ -1,4 +1,4 @@
-"""Adam (and AMSGrad), step for step as torch.optim.Adam."""
+"""Adam (and AMSGrad), step for step as torch's optim.Adam."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Adam(Optimizer):
 
     with :math:`m_0 = v_0 = \hat{v}_0 = 0`, performing the operations of torch's single-tensor
     implementation in the same order (the first moment by ``lerp_``, the bias corrections in
-    Python floats), so the parameters are bit-identical to torch.optim.Adam's. The state of
+    Python floats), so the parameters are bit-identical to torch's optim.Adam. The state of
     parameter ``i`` is ``state[i]``: ``"step"`` (a CPU scalar tensor of the default float dtype,
     as torch keeps it), ``"exp_avg"`` (:math:`m`), ``"exp_avg_sq"`` (:math:`v`) and, with
     AMSGrad, ``"max_exp_avg_sq"`` (:math:`\hat{v}`). The gradient tensors are never modified.
@@ -101,7 +101,7 @@ class Adam(Optimizer):
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         exp_avg, exp_avg_sq, step_t = state["exp_avg"], state["exp_avg_sq"], state["step"]
 
-        # NOTE: the operations and their order are torch.optim.adam._single_tensor_adam's
+        # NOTE: the operations and their order are _single_tensor_adam's (torch's optim/adam.py)
         # (capturable=False), for bit-identical parameters; the bias corrections are Python floats
         # computed from the float value of the step tensor.
         step_t += 1

@@ -241,7 +241,7 @@ class Optimizer:
     hyperparameters (``"lr"`` among them, which a learning-rate scheduler changes between steps)
     and, under ``"params"``, the parameter tensors. Per-parameter state (momentum buffers, moment
     estimates) lives in :attr:`state`, keyed by the parameter's index in the pair list, which is
-    also how torch numbers parameters in :meth:`torch.optim.Optimizer.state_dict`.
+    also how torch numbers parameters in the state_dict of torch's optimizers.
 
     Args:
         params (iterable): (parameter, gradient) pairs, e.g. ``model.param()``. It is read once.

@@ -1,4 +1,4 @@
-"""Stochastic gradient descent, optionally with momentum, step for step as torch.optim.SGD."""
+"""Stochastic gradient descent, optionally with momentum, step for step as torch's optim.SGD."""
 
 from __future__ import annotations
 
