@@ -67,6 +67,7 @@ class Linear(Module):
             self.bias = None
             self.bias_grad = None
         self._input: Tensor | None = None
+        self._weight_t: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -94,9 +95,9 @@ class Linear(Module):
         # the transposed weight; the same call gives the same bits.
         flat = x if len(shape) == 2 else x.reshape(-1, self.in_features)
         if self.bias is None:
-            out = torch.mm(flat, self.weight.t())
+            out = torch.mm(flat, self._transposed_weight())
         else:
-            out = torch.addmm(self.bias, flat, self.weight.t())
+            out = torch.addmm(self.bias, flat, self._transposed_weight())
         self._input = flat
         self._output_shape = (*shape[:-1], self.out_features)
         return out if len(shape) == 2 else out.view(self._output_shape)
@@ -117,11 +118,30 @@ class Linear(Module):
         # value first and round differently.
         self.weight_grad.add_(torch.mm(grad.t(), flat_input))
         if self.bias_grad is not None:
-            self.bias_grad.add_(grad.sum(0))
+            # NOTE: the sum over a batch of one is that row, bit for bit (a -0 sums to +0, which
+            # adds to the +0 or nonzero gradient the same way); the view saves a reduction.
+            self.bias_grad.add_(grad.view(-1) if grad.shape[0] == 1 else grad.sum(0))
         grad_input = torch.mm(grad, self.weight)
         if len(output_shape) == 2:
             return grad_input
         return grad_input.view(*output_shape[:-1], self.in_features)
+
+    def _transposed_weight(self) -> Tensor:
+        """``weight.t()``, kept between calls while it still views the weight's memory.
+
+        Optimizers and ``load_state_dict`` change the weight in place, which the view sees; a
+        new weight tensor, or new memory under it (``to``, an assignment to ``.data``), makes a
+        new view.
+        """
+        weight, cached = self.weight, self._weight_t
+        if (
+            cached is None
+            or self._weight_t_of is not weight
+            or cached.data_ptr() != weight.data_ptr()
+        ):
+            cached = self._weight_t = weight.t()
+            self._weight_t_of = weight
+        return cached
 
     def extra_repr(self) -> str:
         return (

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from nnlite import _sleef
+from nnlite._scalars import scalar
 from nnlite.module import Module
 
 _REDUCTIONS = ("mean", "sum")
@@ -69,19 +70,24 @@ class MSELoss(_Loss):
         - Output: scalar.
     """
 
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self._diff: Tensor | None = None
+
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         self._check_input(input)
         self._check_same_shape(input, target)
-        self._input, self._target = input, target
+        # Only the difference is kept: the gradient needs nothing else, and the input (the
+        # network's output, which nothing else may hold) can be freed.
         self._diff = diff = input - target
         return self._reduce(diff * diff)
 
     def backward(self) -> Tensor:
-        input = self._saved(self._input)
+        diff = self._saved(self._diff)
         # NOTE: torch's mse_backward computes the scale in double, rounds it to the input's dtype
         # and multiplies it into the difference.
-        norm = 2.0 / input.numel() if self.reduction == "mean" else 2.0
-        return self._diff * norm
+        norm = 2.0 / max(diff.numel(), 1) if self.reduction == "mean" else 2.0
+        return torch.mul(diff, scalar(norm, diff))
 
 
 class BCELoss(_Loss):
