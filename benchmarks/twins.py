@@ -89,7 +89,9 @@ def nnlite_step(net: nnlite.Module, optimizer: str) -> Step:
     def step(inputs: Tensor, targets: Tensor) -> Tensor:
         opt.zero_grad()
         loss = criterion(net(inputs), targets)
-        net.backward(criterion.backward())
+        # As autograd does for the torch twin: each layer's cache goes as soon as its backward has
+        # run, and the input (data) gets no gradient.
+        net.backward(criterion.backward(), free_cache=True, input_grad=False)
         opt.step()
         return loss
 

@@ -9,6 +9,9 @@ from nnlite import _sleef
 from nnlite._scalars import scalar
 from nnlite.module import Module
 
+_SLICE = 1 << 18
+"""Elements per slice when ReLU masks a gradient in place (a 1 MiB mask in float32)."""
+
 
 class _Activation(Module):
     """An element-wise function: ``forward`` caches its output (and its input only where the
@@ -20,6 +23,7 @@ class _Activation(Module):
     """
 
     _needs_input = False
+    _cache_attrs = ("_input", "_output")
 
     def __init__(self) -> None:
         super().__init__()
@@ -27,19 +31,42 @@ class _Activation(Module):
         self._output: Tensor | None = None
 
     def forward(self, input: Tensor) -> Tensor:
-        self._check_input(input)
+        if not (isinstance(input, Tensor) and input.is_floating_point()):
+            self._check_input(input)  # raises
         if self._needs_input:
             self._input = input
-        self._output = self._apply(input)
-        return self._output
+        self._output = output = self._apply(input)
+        return output
 
     def backward(self, grad_output: Tensor) -> Tensor:
-        output = self._saved(self._output)
-        self._check_grad(grad_output, output.shape, output.dtype)
+        output = self._output
+        if (
+            output is None
+            or not isinstance(grad_output, Tensor)
+            or grad_output.dtype is not output.dtype
+            or grad_output.shape != output.shape
+        ):
+            output = self._saved(output)
+            self._check_grad(grad_output, output.shape, output.dtype)  # raises
         return self._derivative(grad_output, self._input, output)
+
+    def _forward_owned(self, input: Tensor) -> Tensor:
+        """``forward`` computed in ``input``'s memory, which the caller hands over.
+
+        :class:`~nnlite.Sequential` calls it, on the activations that need only their output
+        (``_apply_``), with a tensor the previous layer has just created and nothing else holds:
+        one activation-sized tensor fewer per layer, the same bits (the same kernel, in place).
+        """
+        if not input.is_floating_point():
+            self._check_input(input)  # raises
+        self._output = output = self._apply_(input)
+        return output
 
     def _apply(self, x: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def _apply_(self, x: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no in-place forward")
 
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
@@ -62,6 +89,9 @@ class ReLU(_Activation):
     def _apply(self, x: Tensor) -> Tensor:
         return torch.relu(x)
 
+    def _apply_(self, x: Tensor) -> Tensor:
+        return torch.relu_(x)
+
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
         # NOTE: torch's threshold_backward gives +0 where the *output* is <= 0 and the gradient
         # itself elsewhere (a NaN output passes it through). +0 + grad * keep gives the same
@@ -75,6 +105,29 @@ class ReLU(_Activation):
         zero = scalar(0.0, y)
         result = torch.ne(y, zero, out=torch.empty_like(y))
         return torch.addcmul(zero, grad, result, out=result)
+
+    def _backward_owned(self, grad_output: Tensor) -> Tensor:
+        """``backward`` computed in ``grad_output``'s memory, which the caller hands over.
+
+        :class:`~nnlite.Sequential` calls it with the gradient the next layer has just created.
+        Large gradients are masked in place a slice at a time, so the step needs one slice of
+        mask instead of a second activation-sized tensor; the operations per element, and so
+        the bits, are :meth:`_derivative`'s.
+        """
+        if grad_output.numel() <= _SLICE:
+            return self.backward(grad_output)
+        y = self._saved(self._output)
+        self._check_grad(grad_output, y.shape, y.dtype)
+        if not (grad_output.is_contiguous() and y.is_contiguous()):
+            return self._derivative(grad_output, None, y)
+        zero = scalar(0.0, y)
+        flat_grad, flat_y = grad_output.view(-1), y.view(-1)
+        keep = flat_y.new_empty(_SLICE)
+        for start in range(0, flat_grad.numel(), _SLICE):
+            grad = flat_grad[start : start + _SLICE]
+            mask = torch.ne(flat_y[start : start + _SLICE], zero, out=keep[: grad.numel()])
+            torch.addcmul(zero, grad, mask, out=grad)
+        return grad_output
 
 
 class LeakyReLU(_Activation):
@@ -166,6 +219,9 @@ class Tanh(_Activation):
     def _apply(self, x: Tensor) -> Tensor:
         return torch.tanh(x)
 
+    def _apply_(self, x: Tensor) -> Tensor:
+        return torch.tanh_(x)
+
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
         # NOTE: torch's tanh_backward kernel computes 1 - y * y with one rounding (a fused
         # multiply-add); addcmul is compiled the same way, a separate multiply and subtract is not.
@@ -185,6 +241,9 @@ class Sigmoid(_Activation):
 
     def _apply(self, x: Tensor) -> Tensor:
         return torch.sigmoid(x)
+
+    def _apply_(self, x: Tensor) -> Tensor:
+        return torch.sigmoid_(x)
 
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
         # NOTE: torch's sigmoid_backward order: grad * (1 - y) * y.

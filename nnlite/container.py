@@ -6,7 +6,19 @@ from collections.abc import Iterator
 
 from torch import Tensor
 
+from nnlite.activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from nnlite.dropout import Dropout
+from nnlite.linear import Linear
 from nnlite.module import Module
+
+# Exact types only: a subclass may keep what its forward or backward returns.
+_FRESH_OUTPUT = frozenset({Linear})
+"""Modules whose forward returns a new tensor that nothing else holds, the module included."""
+_FRESH_GRAD = frozenset({Linear, ReLU, LeakyReLU, ELU, Tanh, Sigmoid, Dropout})
+"""Modules whose backward returns such a tensor (ReLU's in-place backward returns the one it got,
+which was fresh)."""
+_FORWARD_IN_PLACE = frozenset({ReLU, Tanh, Sigmoid})
+_BACKWARD_IN_PLACE = frozenset({ReLU})
 
 
 class Sequential(Module):
@@ -20,6 +32,11 @@ class Sequential(Module):
     Supports indexing (an int gives the module, a slice a new ``Sequential`` sharing the modules),
     ``len``, iteration and nesting. Parameters are named ``"0.weight"``, ``"2.bias"``, ... as in
     torch.
+
+    Tensors that pass only between its modules are reused where that changes no bit: a ReLU,
+    Tanh or Sigmoid after a ``Linear`` computes its output in the ``Linear``'s (which nothing
+    else holds), and a ReLU masks the gradient a ``Linear`` returned to it in place. Nothing
+    the caller passed in or gets back is ever written.
 
     Args:
         *modules: the modules, in the order the input flows through them.
@@ -36,14 +53,51 @@ class Sequential(Module):
         self._modules = list(modules)
 
     def forward(self, input: Tensor) -> Tensor:
+        owned = False  # whether nothing but this loop holds ``input``
         for module in self._modules:
-            input = module.forward(input)
+            kind = type(module)
+            if owned and kind in _FORWARD_IN_PLACE:
+                input = module._forward_owned(input)
+            else:
+                input = module.forward(input)
+            owned = kind in _FRESH_OUTPUT
         return input
 
-    def backward(self, grad_output: Tensor) -> Tensor:
-        for module in reversed(self._modules):
-            grad_output = module.backward(grad_output)
-        return grad_output
+    def backward(
+        self, grad_output: Tensor, *, free_cache: bool = False, input_grad: bool = True
+    ) -> Tensor | None:
+        """Run the modules' backward, last to first; return the gradient of the input.
+
+        Args:
+            grad_output: the gradient of the loss with respect to the last forward's output.
+            free_cache: drop each module's forward cache as soon as its backward has run, as
+                autograd frees the tensors it saved: the step's peak memory then holds only
+                what the modules still to go need. Backward can then run again only after a
+                new forward. Default: ``False`` (the caches stay until the next forward).
+            input_grad: with ``False``, return ``None`` and let the first module skip the
+                gradient of its input where it can (a ``Linear`` or a ``Sequential``), as
+                autograd skips the gradient of an input that does not require one, such as a
+                batch of data. Default: ``True``.
+        """
+        owned = False  # whether nothing but this loop holds ``grad_output``
+        for index in range(len(self._modules) - 1, -1, -1):
+            module = self._modules[index]
+            kind = type(module)
+            if index == 0 and not input_grad and kind in _INPUT_GRAD_OPTIONAL:
+                grad_output = module.backward(grad_output, input_grad=False)
+            elif owned and kind in _BACKWARD_IN_PLACE:
+                grad_output = module._backward_owned(grad_output)
+            else:
+                grad_output = module.backward(grad_output)
+            owned = kind in _FRESH_GRAD
+            if free_cache and isinstance(module, Module):
+                module._clear_cache()
+        return grad_output if input_grad else None
+
+    def _clear_cache(self) -> None:
+        for module in self._modules:
+            if isinstance(module, Module):
+                module._clear_cache()
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         return ((str(i), m) for i, m in enumerate(self._modules))
@@ -62,3 +116,7 @@ class Sequential(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules)
+
+
+_INPUT_GRAD_OPTIONAL = frozenset({Linear, Sequential})
+"""Modules whose backward takes ``input_grad=False``."""

@@ -28,6 +28,8 @@ class Dropout(Module):
         - Output: :math:`(*)`, same shape as the input.
     """
 
+    _cache_attrs = ("_mask", "_output")
+
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0 or p > 1:

@@ -39,6 +39,7 @@ class Linear(Module):
     """
 
     _param_names = ("weight", "bias")
+    _cache_attrs = ("_input",)
 
     def __init__(
         self,
@@ -79,6 +80,19 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
+        weight_t = self._transposed_weight()
+        if (
+            isinstance(input, Tensor)
+            and input.dtype is weight_t.dtype
+            and input.dim() == 2
+            and input.shape[1] == self.in_features
+        ):
+            # The common case, a (batch, in_features) input of the layer's dtype, in few calls.
+            bias = self.bias
+            out = torch.mm(input, weight_t) if bias is None else torch.addmm(bias, input, weight_t)
+            self._input = input
+            self._output_shape = (input.shape[0], self.out_features)
+            return out
         x = self._check_input(input)
         shape = x.shape
         if not shape or shape[-1] != self.in_features:
@@ -95,14 +109,22 @@ class Linear(Module):
         # the transposed weight; the same call gives the same bits.
         flat = x if len(shape) == 2 else x.reshape(-1, self.in_features)
         if self.bias is None:
-            out = torch.mm(flat, self._transposed_weight())
+            out = torch.mm(flat, weight_t)
         else:
-            out = torch.addmm(self.bias, flat, self._transposed_weight())
+            out = torch.addmm(self.bias, flat, weight_t)
         self._input = flat
         self._output_shape = (*shape[:-1], self.out_features)
         return out if len(shape) == 2 else out.view(self._output_shape)
 
-    def backward(self, grad_output: Tensor) -> Tensor:
+    def backward(self, grad_output: Tensor, *, input_grad: bool = True) -> Tensor | None:
+        """Accumulate the parameter gradients; return the gradient with respect to the input.
+
+        Args:
+            grad_output: the gradient of the loss with respect to the last forward's output.
+            input_grad: with ``False``, only the parameter gradients are computed and ``None``
+                is returned, as autograd skips the gradient of an input that does not require
+                one (a network's first layer, whose input is data). Default: ``True``.
+        """
         flat_input = self._saved(self._input)
         output_shape = self._output_shape
         if (
@@ -121,6 +143,8 @@ class Linear(Module):
             # NOTE: the sum over a batch of one is that row, bit for bit (a -0 sums to +0, which
             # adds to the +0 or nonzero gradient the same way); the view saves a reduction.
             self.bias_grad.add_(grad.view(-1) if grad.shape[0] == 1 else grad.sum(0))
+        if not input_grad:
+            return None
         grad_input = torch.mm(grad, self.weight)
         if len(output_shape) == 2:
             return grad_input

@@ -14,6 +14,11 @@ from nnlite._scalars import scalar
 from nnlite.module import Module
 
 _REDUCTIONS = ("mean", "sum")
+_SUM_THEN_DIVIDE = (torch.float32, torch.float64)
+"""The dtypes whose mean torch computes as a sum divided in place by the count (it averages
+float16 and bfloat16 in float32)."""
+_EXACT_COUNT = 1 << 24
+"""Counts up to here are exact in float32, so dividing by them as a tensor is dividing by them."""
 # NOTE: torch's BCE backward clamps the denominator at a float constant 1e-12, which is
 # 9.999999960041972e-13 once widened; a double 1e-12 gives other bits for float64 inputs.
 _BCE_EPSILON = torch.tensor(1e-12, dtype=torch.float32).item()
@@ -21,6 +26,8 @@ _BCE_EPSILON = torch.tensor(1e-12, dtype=torch.float32).item()
 
 class _Loss(Module):
     """Shared validation and caching for losses."""
+
+    _cache_attrs = ("_input", "_target")
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -70,17 +77,34 @@ class MSELoss(_Loss):
         - Output: scalar.
     """
 
+    _cache_attrs = ("_diff",)
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self._diff: Tensor | None = None
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        self._check_input(input)
-        self._check_same_shape(input, target)
+        if not (
+            isinstance(input, Tensor)
+            and isinstance(target, Tensor)
+            and input.dtype is target.dtype
+            and input.is_floating_point()
+            and input.shape == target.shape
+        ):
+            self._check_input(input)
+            self._check_same_shape(input, target)
         # Only the difference is kept: the gradient needs nothing else, and the input (the
         # network's output, which nothing else may hold) can be freed.
         self._diff = diff = input - target
-        return self._reduce(diff * diff)
+        squared = diff * diff
+        if self.reduction == "sum":
+            return squared.sum()
+        count = squared.numel()
+        if 0 < count <= _EXACT_COUNT and squared.dtype in _SUM_THEN_DIVIDE:
+            # NOTE: torch's mean on the CPU is this sum divided in place by the count; calling it
+            # so with the count as a cached tensor saves a wrapped scalar and a kernel launch.
+            return squared.sum().div_(scalar(float(count), squared))
+        return squared.mean()
 
     def backward(self) -> Tensor:
         diff = self._saved(self._diff)
@@ -161,6 +185,8 @@ class CrossEntropyLoss(_Loss):
           :math:`(N, C)` probabilities of the input's dtype.
         - Output: scalar.
     """
+
+    _cache_attrs = ("_input", "_target", "_log_probs")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         self._check_input(input)

@@ -16,6 +16,9 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+_CONVENTIONAL_CACHE_ATTRS = ("_input", "_output", "_mask", "_target", "_diff", "_log_probs")
+
+
 class Module:
     r"""Base class for all nnlite modules: layers, containers and losses.
 
@@ -43,6 +46,9 @@ class Module:
     """
 
     _param_names: tuple[str, ...] = ()
+    _cache_attrs: tuple[str, ...] | None = None
+    """The attributes holding what ``forward`` caches for ``backward``. ``None``, for a subclass
+    that does not say: whichever of the conventional names (``_input``, ``_output``, ...) it has."""
 
     def __init__(self) -> None:
         self.training = True
@@ -200,15 +206,19 @@ class Module:
                 yield name, p, getattr(self, name + "_grad")
 
     def _clear_cache(self) -> None:
-        for attr in ("_input", "_output", "_mask", "_target", "_diff", "_log_probs"):
-            if hasattr(self, attr):
-                setattr(self, attr, None)
+        """Drop what ``forward`` cached: the attributes in ``_cache_attrs`` become ``None``."""
+        attrs = self._cache_attrs
+        if attrs is None:
+            attrs = tuple(attr for attr in _CONVENTIONAL_CACHE_ATTRS if hasattr(self, attr))
+        for attr in attrs:
+            setattr(self, attr, None)
 
     def _saved(self, value: Tensor | None) -> Tensor:
         """Return a tensor cached by ``forward``, or fail clearly if ``forward`` has not run."""
         if value is None:
             raise RuntimeError(
-                f"{self!r}: backward() called before forward(); run forward on an input first"
+                f"{self!r}: backward() called before forward(), or after a backward that freed "
+                f"the forward cache (Sequential.backward(..., free_cache=True)); run forward first"
             )
         return value
 

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from nnlite.container import Sequential
 from nnlite.data import batches
 
 __all__ = ["accuracy", "train_epoch"]
@@ -32,7 +33,10 @@ def train_epoch(
         model.backward(criterion.backward())
         optimizer.step()
 
-    The model's mode is left as it is: call ``model.train()`` first for Dropout to be active.
+    An nnlite :class:`~nnlite.Sequential` is called as ``model.backward(grad, free_cache=True,
+    input_grad=False)``: the loop needs neither a second backward nor the gradient of the data,
+    and dropping them (as autograd does) changes no bit. The model's mode is left as it is:
+    call ``model.train()`` first for Dropout to be active.
 
     Args:
         model (Module): the network; ``model(x)`` and ``model.backward(grad)``.
@@ -47,11 +51,13 @@ def train_epoch(
     Returns:
         float: the arithmetic mean of the batch losses (each batch counted once, whatever its size).
     """
+    # Exact type: a subclass may override backward without these options.
+    options = {"free_cache": True, "input_grad": False} if type(model) is Sequential else {}
     losses = []
     for x, t in batches(inputs, targets, batch_size, shuffle=shuffle, generator=generator):
         optimizer.zero_grad()
         loss = criterion(model(x), t)
-        model.backward(criterion.backward())
+        model.backward(criterion.backward(), **options)
         optimizer.step()
         losses.append(loss.item())
     if not losses:

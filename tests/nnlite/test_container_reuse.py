@@ -1,0 +1,300 @@
+"""Sequential's reuse of its own intermediates, ``free_cache`` and ``input_grad``.
+
+Inside a Sequential, a ReLU, Tanh or Sigmoid after a Linear computes in the Linear's output, and a
+ReLU masks the gradient a Linear returned to it in place (a slice at a time when large). These
+tests hold that to the bits of the same modules called one by one and of torch.nn, and check that
+nothing the caller passed in or got back is ever written.
+"""
+
+import pytest
+import torch
+
+import nnlite
+import nnlite.optim
+from nnlite import _scalars, loss
+from nnlite.activation import _SLICE
+from tests.nnlite._oracle import DTYPE_IDS, DTYPES
+
+ACTIVATIONS = ["ReLU", "Tanh", "Sigmoid", "LeakyReLU", "ELU"]
+BATCHES = [1, 7, _SLICE // 25 + 3]  # the last one takes ReLU's sliced in-place backward
+
+
+def _layers(namespace, activation, dtype, sizes=(2, 25, 25, 2)):
+    torch.manual_seed(0)
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if i:
+            layers.append(getattr(namespace, activation)())
+        layers.append(namespace.Linear(fan_in, fan_out, dtype=dtype))
+    return layers
+
+
+def _bits(t):
+    """The tensor's bit pattern, so that -0 and +0 (and NaN payloads) count as different."""
+    return t.view({torch.float32: torch.int32, torch.float64: torch.int64}[t.dtype])
+
+
+def _inputs(batch, dtype, width=2):
+    generator = torch.Generator().manual_seed(batch)
+    x = torch.randn(batch, 2, generator=generator, dtype=dtype)
+    grad = torch.randn(batch, width, generator=generator, dtype=dtype)
+    return x, grad
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_reuse_gives_the_bits_of_the_modules_called_one_by_one(activation, dtype, batch):
+    net = nnlite.Sequential(*_layers(nnlite, activation, dtype))
+    loose = _layers(nnlite, activation, dtype)
+    x, grad = _inputs(batch, dtype)
+
+    out = net(x)
+    grad_input = net.backward(grad)
+
+    expected = x
+    for module in loose:
+        expected = module.forward(expected)
+    expected_grad = grad
+    for module in reversed(loose):
+        expected_grad = module.backward(expected_grad)
+    assert torch.equal(_bits(out), _bits(expected))
+    assert torch.equal(_bits(grad_input), _bits(expected_grad))
+    for (_, _, ours), (_, _, theirs) in zip(
+        net.named_param(), nnlite.Sequential(*loose).named_param(), strict=True
+    ):
+        assert torch.equal(_bits(ours), _bits(theirs))
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("activation", ["ReLU", "Tanh", "Sigmoid"])
+def test_reuse_matches_torch_nn(activation, batch):
+    net = nnlite.Sequential(*_layers(nnlite, activation, torch.float32))
+    twin = torch.nn.Sequential(*_layers(torch.nn, activation, torch.float32))
+    x, grad = _inputs(batch, torch.float32)
+    leaf = x.clone().requires_grad_(True)
+    expected = twin(leaf)
+    expected.backward(grad)
+    assert torch.equal(net(x), expected.detach())
+    assert torch.equal(net.backward(grad), leaf.grad)
+    for (_, _, ours), theirs in zip(net.named_param(), twin.parameters(), strict=True):
+        assert torch.equal(ours, theirs.grad)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("last", ["Linear", "ReLU"])
+def test_nothing_of_the_callers_is_written(batch, last):
+    layers = _layers(nnlite, "ReLU", torch.float32)
+    if last == "ReLU":
+        layers.append(nnlite.ReLU())
+    net = nnlite.Sequential(*layers)
+    x, grad = _inputs(batch, torch.float32)
+    x_before, grad_before = x.clone(), grad.clone()
+    out = net(x)
+    out_before = out.clone()
+    grad_input = net.backward(grad)
+    grad_input_before = grad_input.clone()
+    net.backward(grad)  # a second backward must not write into what the first returned
+    for tensor, before in ((x, x_before), (grad, grad_before), (out, out_before)):
+        assert torch.equal(_bits(tensor), _bits(before))
+    assert torch.equal(_bits(grad_input), _bits(grad_input_before))
+
+
+def test_sliced_relu_backward_keeps_torchs_values_at_zeros_and_nans():
+    x = torch.randn(_SLICE // 25 + 3, 25)
+    x[0, :4] = torch.tensor([0.0, -0.0, float("nan"), -1.0])
+    relu = nnlite.ReLU()
+    relu(x)
+    grad = torch.randn_like(x)
+    got = relu._backward_owned(grad.clone())  # what Sequential calls after a Linear
+    leaf = x.clone().requires_grad_(True)
+    torch.relu(leaf).backward(grad)
+    assert torch.equal(got.nan_to_num(7.0), leaf.grad.nan_to_num(7.0))
+    assert got[0, 2] == grad[0, 2]  # a NaN output passes the gradient through, as in torch
+    assert torch.equal(_bits(got[0, :2]), _bits(torch.zeros(2)))  # +0, not -0, where inactive
+
+
+def test_relu_backward_on_a_non_contiguous_gradient_falls_back():
+    relu = nnlite.ReLU()
+    y = relu(torch.randn(25, _SLICE // 25 + 3))
+    grad = torch.randn(_SLICE // 25 + 3, 25).t()  # right shape, transposed memory
+    expected = relu.backward(grad)
+    assert torch.equal(relu._backward_owned(grad.clone()), expected)
+    assert y.shape == grad.shape
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_free_cache_gives_the_same_bits_then_refuses_a_second_backward(batch):
+    kept = nnlite.Sequential(*_layers(nnlite, "ReLU", torch.float64))
+    freed = nnlite.Sequential(*_layers(nnlite, "ReLU", torch.float64))
+    x, grad = _inputs(batch, torch.float64)
+    kept(x)
+    freed(x)
+    assert torch.equal(kept.backward(grad), freed.backward(grad, free_cache=True))
+    for (_, _, a), (_, _, b) in zip(kept.named_param(), freed.named_param(), strict=True):
+        assert torch.equal(a, b)
+    for module in freed:
+        assert all(getattr(module, attr) is None for attr in module._cache_attrs)
+    with pytest.raises(RuntimeError, match=r"free_cache=True.*run forward first"):
+        freed.backward(grad)
+    kept.backward(grad)  # the default keeps the caches: backward can run again
+    freed(x)
+    freed.backward(grad, free_cache=True)  # a new forward makes backward possible again
+
+
+def test_free_cache_reaches_nested_sequentials():
+    inner = nnlite.Sequential(nnlite.Linear(2, 3), nnlite.Tanh())
+    net = nnlite.Sequential(inner, nnlite.Linear(3, 1))
+    net(torch.randn(4, 2))
+    net.backward(torch.ones(4, 1), free_cache=True)
+    assert inner[0]._input is None and inner[1]._output is None
+
+
+@pytest.mark.parametrize("first", ["Linear", "Sequential", "ReLU"])
+def test_input_grad_false_returns_none_and_the_same_parameter_gradients(first):
+    def build():
+        layers = _layers(nnlite, "ReLU", torch.float32)
+        if first == "Sequential":
+            layers = [nnlite.Sequential(*layers[:2]), *layers[2:]]
+        elif first == "ReLU":
+            layers = [nnlite.ReLU(), *layers]
+        return nnlite.Sequential(*layers)
+
+    full, skipped = build(), build()
+    x, grad = _inputs(7, torch.float32)
+    full(x)
+    skipped(x)
+    assert isinstance(full.backward(grad), torch.Tensor)
+    assert skipped.backward(grad, input_grad=False) is None
+    for (_, _, a), (_, _, b) in zip(full.named_param(), skipped.named_param(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_linear_backward_without_the_input_gradient():
+    layer = nnlite.Linear(3, 2)
+    layer(torch.randn(5, 3))
+    assert layer.backward(torch.ones(5, 2), input_grad=False) is None
+    weight_grad = layer.weight_grad.clone()
+    assert isinstance(layer.backward(torch.ones(5, 2)), torch.Tensor)
+    assert torch.equal(layer.weight_grad, 2 * weight_grad)
+
+
+def _expected_linear(layer, x):
+    """What torch.nn.functional.linear computes, from the layer's weight as it is now."""
+    return torch.addmm(layer.bias, x, layer.weight.t())
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["in place", "new tensor", "new data", "flatten_parameters", "to float64", "load_state_dict"],
+)
+def test_linear_follows_its_weight_wherever_it_moves(change):
+    layer = nnlite.Linear(3, 4)
+    x = torch.randn(5, 3)
+    layer(x)  # caches the transposed view
+    if change == "in place":
+        layer.weight.add_(1.0)
+    elif change == "new tensor":
+        layer.weight = torch.randn(4, 3)
+    elif change == "new data":
+        layer.weight.data = torch.randn(4, 3)
+    elif change == "flatten_parameters":
+        nnlite.optim.flatten_parameters(layer.param())
+        layer.weight.mul_(2.0)
+    elif change == "to float64":
+        layer.to(torch.float64)
+        x = x.double()
+    else:
+        layer.load_state_dict({"weight": torch.randn(4, 3), "bias": torch.randn(4)})
+    assert torch.equal(layer(x), _expected_linear(layer, x))
+
+
+def test_bias_gradient_of_a_batch_of_one_is_its_row():
+    layer = nnlite.Linear(3, 4)
+    layer(torch.randn(1, 3))
+    grad = torch.tensor([[-0.0, 1.5, -2.0, 0.0]])
+    layer.backward(grad)
+    layer.backward(grad[:, [0, 1, 2, 3]])  # a copy, same values
+    assert torch.equal(_bits(layer.bias_grad), _bits(grad.sum(0) + grad.sum(0)))
+    strided = torch.randn(1, 8)[:, ::2]
+    layer.zero_grad()
+    layer.backward(strided)
+    assert torch.equal(layer.bias_grad, strided.sum(0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("count", [1, 2, 3, 25, 50, 1000, 4097, 100_003])
+def test_mse_mean_is_torchs(dtype, count):
+    generator = torch.Generator().manual_seed(count)
+    x = (torch.randn(count, generator=generator) * 3).to(dtype)
+    target = torch.randn(count, generator=generator).to(dtype)
+    assert torch.equal(nnlite.MSELoss()(x, target), torch.nn.functional.mse_loss(x, target))
+
+
+def test_mse_mean_above_the_exact_count_falls_back_to_torchs_mean(monkeypatch):
+    monkeypatch.setattr(loss, "_EXACT_COUNT", 4)
+    x, target = torch.randn(3, 3), torch.randn(3, 3)
+    assert torch.equal(nnlite.MSELoss()(x, target), torch.nn.functional.mse_loss(x, target))
+
+
+def test_mse_backward_of_an_empty_input_is_empty():
+    criterion = nnlite.MSELoss()
+    assert torch.isnan(criterion(torch.empty(0, 2), torch.empty(0, 2)))
+    assert criterion.backward().shape == (0, 2)
+
+
+def test_scalars_are_shared_per_value_dtype_and_device_and_bounded(monkeypatch):
+    monkeypatch.setattr(_scalars, "_CACHE", {})
+    like = torch.ones(2, dtype=torch.float64)
+    half = _scalars.scalar(0.5, like)
+    assert half.dtype == torch.float64 and half.dim() == 0 and half.item() == 0.5
+    assert _scalars.scalar(0.5, like) is half
+    assert _scalars.scalar(0.5, like.float()) is not half
+    for value in range(2 * _scalars._MAX_ENTRIES):
+        _scalars.scalar(float(value), like)
+    assert len(_scalars._CACHE) <= _scalars._MAX_ENTRIES
+
+
+def test_clear_cache_of_a_subclass_that_does_not_declare_its_cache():
+    class Doubler(nnlite.Module):
+        def forward(self, input):
+            self._input = input
+            return 2 * input
+
+        def backward(self, grad_output):
+            self._saved(self._input)
+            return 2 * grad_output
+
+    module = Doubler()
+    module(torch.ones(2))
+    module._clear_cache()
+    assert module._input is None
+    with pytest.raises(RuntimeError, match="before forward"):
+        module.backward(torch.ones(2))
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_an_activation_never_writes_into_an_output_another_module_keeps(batch):
+    def build():
+        torch.manual_seed(0)
+        return [
+            nnlite.Linear(2, 25),
+            nnlite.ReLU(),  # keeps its output for its backward: Sigmoid must not overwrite it
+            nnlite.Sigmoid(),
+            nnlite.Dropout(0.0),
+            nnlite.Tanh(),
+            nnlite.Linear(25, 2),
+        ]
+
+    net, loose = nnlite.Sequential(*build()), build()
+    x, grad = _inputs(batch, torch.float32)
+    out = net(x)
+    grad_input = net.backward(grad)
+    expected = x
+    for module in loose:
+        expected = module.forward(expected)
+    expected_grad = grad
+    for module in reversed(loose):
+        expected_grad = module.backward(expected_grad)
+    assert torch.equal(_bits(out), _bits(expected))
+    assert torch.equal(_bits(grad_input), _bits(expected_grad))
