@@ -11,18 +11,18 @@ import torch
 torch.set_num_threads(1)
 
 SHORT_MODE = {
-    "benchmark_min_rounds": 3,
+    "benchmark_min_rounds": 5,
     "benchmark_max_time": "0.05",
     "benchmark_warmup": False,
 }
-"""pytest-benchmark options that ``--bench-short`` sets: at least 3 rounds, about 50 ms each."""
+"""pytest-benchmark options that ``--bench-short`` sets: at least 5 rounds, about 50 ms each."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--bench-short",
         action="store_true",
-        help="short mode for CI: 3 rounds and ~50 ms per benchmark, 1 memory sample per framework",
+        help="short mode for CI: 5 rounds and ~50 ms per benchmark, 1 memory sample per framework",
     )
 
 
