@@ -51,16 +51,24 @@ class Sequential(Module):
                     f"got {module!r} of type {type(module).__name__}"
                 )
         self._modules = list(modules)
+        self._plan_reuse()
+
+    def _plan_reuse(self) -> None:
+        """Decide, from the modules' types, which calls may reuse the tensor they are given."""
+        kinds = [type(module) for module in self._modules]
+        # forward: module i gets what module i - 1 returned; backward: what module i + 1 did.
+        self._forward_in_place = [
+            i > 0 and kinds[i - 1] in _FRESH_OUTPUT and kind in _FORWARD_IN_PLACE
+            for i, kind in enumerate(kinds)
+        ]
+        self._backward_in_place = [
+            i + 1 < len(kinds) and kinds[i + 1] in _FRESH_GRAD and kind in _BACKWARD_IN_PLACE
+            for i, kind in enumerate(kinds)
+        ]
 
     def forward(self, input: Tensor) -> Tensor:
-        owned = False  # whether nothing but this loop holds ``input``
-        for module in self._modules:
-            kind = type(module)
-            if owned and kind in _FORWARD_IN_PLACE:
-                input = module._forward_owned(input)
-            else:
-                input = module.forward(input)
-            owned = kind in _FRESH_OUTPUT
+        for module, in_place in zip(self._modules, self._forward_in_place, strict=True):
+            input = module._forward_owned(input) if in_place else module.forward(input)
         return input
 
     def backward(
@@ -79,17 +87,15 @@ class Sequential(Module):
                 autograd skips the gradient of an input that does not require one, such as a
                 batch of data. Default: ``True``.
         """
-        owned = False  # whether nothing but this loop holds ``grad_output``
-        for index in range(len(self._modules) - 1, -1, -1):
-            module = self._modules[index]
-            kind = type(module)
-            if index == 0 and not input_grad and kind in _INPUT_GRAD_OPTIONAL:
+        modules, in_place = self._modules, self._backward_in_place
+        for index in range(len(modules) - 1, -1, -1):
+            module = modules[index]
+            if index == 0 and not input_grad and type(module) in _INPUT_GRAD_OPTIONAL:
                 grad_output = module.backward(grad_output, input_grad=False)
-            elif owned and kind in _BACKWARD_IN_PLACE:
+            elif in_place[index]:
                 grad_output = module._backward_owned(grad_output)
             else:
                 grad_output = module.backward(grad_output)
-            owned = kind in _FRESH_GRAD
             if free_cache and isinstance(module, Module):
                 module._clear_cache()
         return grad_output if input_grad else None
@@ -104,6 +110,7 @@ class Sequential(Module):
 
     def append(self, module: Module) -> Sequential:
         self._modules.append(module)
+        self._plan_reuse()
         return self
 
     def __getitem__(self, index: int | slice) -> Module:

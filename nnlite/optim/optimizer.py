@@ -87,15 +87,19 @@ class _FlatLayout:
         size = self.spans[-1][1]
         self.params = _buffer_at(params[0], size)
         self.grads = _buffer_at(grads[0], size)
-        self._tensors = params + grads
-        self._pointers = self._current_pointers()
-
-    def _current_pointers(self) -> list[int]:
-        return list(map(Tensor.data_ptr, self._tensors))
+        self._params, self._grads = params, grads
+        self._param_pointers = list(map(Tensor.data_ptr, params))
+        self._grad_pointers = list(map(Tensor.data_ptr, grads))
 
     def intact(self) -> bool:
         """Whether every parameter and gradient is still its view of the flat buffers."""
-        return self._current_pointers() == self._pointers
+        return (
+            self.grads_intact() and list(map(Tensor.data_ptr, self._params)) == self._param_pointers
+        )
+
+    def grads_intact(self) -> bool:
+        """Whether every gradient is still its view of the flat gradient buffer."""
+        return list(map(Tensor.data_ptr, self._grads)) == self._grad_pointers
 
     def views(self, flat: Tensor) -> list[Tensor]:
         """Split a buffer shaped like :attr:`params` into views shaped like the parameters."""
@@ -268,7 +272,7 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every gradient to zero in place, so pairs taken earlier stay valid."""
-        if self._flat is not None and self._flat.intact():
+        if self._flat is not None and self._flat.grads_intact():
             self._flat.grads.zero_()
             return
         for grad in self._grads:
