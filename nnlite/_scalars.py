@@ -25,5 +25,8 @@ def scalar(value: float, like: Tensor) -> Tensor:
     if cached is None:
         if len(_CACHE) >= _MAX_ENTRIES:
             _CACHE.clear()
-        cached = _CACHE[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
+        # A normal tensor even under torch.inference_mode, which autograd may use later.
+        with torch.inference_mode(False):
+            cached = torch.tensor(value, dtype=like.dtype, device=like.device)
+        _CACHE[key] = cached
     return cached

@@ -95,16 +95,21 @@ class ReLU(_Activation):
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
         # NOTE: torch's threshold_backward gives +0 where the *output* is <= 0 and the gradient
         # itself elsewhere (a NaN output passes it through). +0 + grad * keep gives the same
-        # values, the common +0 at inactive units included (grad * keep alone would give -0 for
-        # every negative gradient there). Two differences, neither visible to torch.equal or to
-        # any later value: a -0 gradient at an active unit comes out +0, and an infinite one at
-        # an inactive unit NaN instead of 0. The mask is built in the result's dtype and memory
-        # (ne into a float tensor, addcmul over it in place): a bool mask makes addcmul convert
-        # it to a float temporary first, 4x slower at batch 1,000 and 15x at 100,000, with one
-        # more tensor of the activation's size alive at the peak.
+        # values for every finite gradient, the common +0 at inactive units included (grad * keep
+        # alone would give -0 for every negative gradient there). Two differences: a -0 gradient
+        # at an active unit comes out +0 (torch.equal and every later value ignore it), and a NaN
+        # or infinite gradient at an inactive unit gives NaN where torch gives 0. The mask is
+        # built in the result's dtype and memory (ne into a float tensor, addcmul over it in
+        # place): a bool mask makes addcmul convert it to a float temporary first, 4x slower at
+        # batch 1,000 and 15x at 100,000, with one more tensor of the activation's size alive.
         zero = scalar(0.0, y)
-        result = torch.ne(y, zero, out=torch.empty_like(y))
-        return torch.addcmul(zero, grad, result, out=result)
+        try:
+            result = torch.ne(y, zero, out=torch.empty_like(y))
+            return torch.addcmul(zero, grad, result, out=result)
+        except RuntimeError:
+            # out= refuses a gradient that autograd tracks (the caller's business, not nnlite's
+            # graph): the same values without reusing memory. Anything else raises again here.
+            return torch.addcmul(zero, grad, torch.ne(y, zero).to(y.dtype))
 
     def _backward_owned(self, grad_output: Tensor) -> Tensor:
         """``backward`` computed in ``grad_output``'s memory, which the caller hands over.
@@ -123,10 +128,15 @@ class ReLU(_Activation):
         zero = scalar(0.0, y)
         flat_grad, flat_y = grad_output.view(-1), y.view(-1)
         keep = flat_y.new_empty(_SLICE)
-        for start in range(0, flat_grad.numel(), _SLICE):
-            grad = flat_grad[start : start + _SLICE]
-            mask = torch.ne(flat_y[start : start + _SLICE], zero, out=keep[: grad.numel()])
-            torch.addcmul(zero, grad, mask, out=grad)
+        try:
+            for start in range(0, flat_grad.numel(), _SLICE):
+                grad = flat_grad[start : start + _SLICE]
+                mask = torch.ne(flat_y[start : start + _SLICE], zero, out=keep[: grad.numel()])
+                torch.addcmul(zero, grad, mask, out=grad)
+        except RuntimeError:
+            # A gradient autograd tracks refuses out= before anything is written (and masking
+            # twice gives the same values): the out-of-place backward.
+            return self.backward(grad_output)
         return grad_output
 
 

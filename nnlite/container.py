@@ -45,13 +45,13 @@ class Sequential(Module):
     def __init__(self, *modules: Module) -> None:
         super().__init__()
         for index, module in enumerate(modules):
-            if not all(callable(getattr(module, m, None)) for m in ("forward", "backward")):
-                raise TypeError(
-                    f"Sequential: argument {index} must be a module with forward and backward, "
-                    f"got {module!r} of type {type(module).__name__}"
-                )
+            _check_module(module, index, modules[:index])
         self._modules = list(modules)
         self._plan_reuse()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._plan_reuse()  # a pickle from before the plan existed, or of another module list
 
     def _plan_reuse(self) -> None:
         """Decide, from the modules' types, which calls may reuse the tensor they are given."""
@@ -67,8 +67,13 @@ class Sequential(Module):
         ]
 
     def forward(self, input: Tensor) -> Tensor:
+        previous = None
         for module, in_place in zip(self._modules, self._forward_in_place, strict=True):
-            input = module._forward_owned(input) if in_place else module.forward(input)
+            if in_place and not _patched(previous, "forward") and not _patched(module, "forward"):
+                input = module._forward_owned(input)
+            else:
+                input = module.forward(input)
+            previous = module
         return input
 
     def backward(
@@ -90,9 +95,18 @@ class Sequential(Module):
         modules, in_place = self._modules, self._backward_in_place
         for index in range(len(modules) - 1, -1, -1):
             module = modules[index]
-            if index == 0 and not input_grad and type(module) in _INPUT_GRAD_OPTIONAL:
+            kind = type(module)
+            if kind is Sequential and not _patched(module, "backward"):
+                grad_output = module.backward(
+                    grad_output, free_cache=free_cache, input_grad=input_grad or index > 0
+                )
+            elif index == 0 and not input_grad and kind is Linear:
                 grad_output = module.backward(grad_output, input_grad=False)
-            elif in_place[index]:
+            elif (
+                in_place[index]
+                and not _patched(modules[index + 1], "backward")
+                and not _patched(module, "backward")
+            ):
                 grad_output = module._backward_owned(grad_output)
             else:
                 grad_output = module.backward(grad_output)
@@ -109,6 +123,7 @@ class Sequential(Module):
         return ((str(i), m) for i, m in enumerate(self._modules))
 
     def append(self, module: Module) -> Sequential:
+        _check_module(module, len(self._modules), self._modules)
         self._modules.append(module)
         self._plan_reuse()
         return self
@@ -125,5 +140,24 @@ class Sequential(Module):
         return iter(self._modules)
 
 
-_INPUT_GRAD_OPTIONAL = frozenset({Linear, Sequential})
-"""Modules whose backward takes ``input_grad=False``."""
+def _check_module(module: object, index: int, before: list | tuple) -> None:
+    """Refuse what cannot be a position of a Sequential, naming it and the fix."""
+    if not all(callable(getattr(module, m, None)) for m in ("forward", "backward")):
+        raise TypeError(
+            f"Sequential: argument {index} must be a module with forward and backward, "
+            f"got {module!r} of type {type(module).__name__}"
+        )
+    if isinstance(module, Module):
+        for first, other in enumerate(before):
+            if other is module:
+                raise ValueError(
+                    f"Sequential: argument {index} is the same {type(module).__name__} object as "
+                    f"argument {first}; a module keeps its last forward for backward, so the "
+                    f"first use would get the second's gradient. Give each position its own "
+                    f"instance, e.g. Sequential(Linear(2, 25), ReLU(), Linear(25, 2), ReLU())"
+                )
+
+
+def _patched(module: object, method: str) -> bool:
+    """Whether ``method`` is set on the instance itself: a wrapper may keep what it returns."""
+    return module is not None and method in module.__dict__

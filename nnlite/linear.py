@@ -68,7 +68,6 @@ class Linear(Module):
             self.bias = None
             self.bias_grad = None
         self._input: Tensor | None = None
-        self._weight_t: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -80,15 +79,16 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
-        weight_t = self._transposed_weight()
+        weight = self.weight
         if (
             isinstance(input, Tensor)
-            and input.dtype is weight_t.dtype
+            and input.dtype is weight.dtype
             and input.dim() == 2
             and input.shape[1] == self.in_features
         ):
             # The common case, a (batch, in_features) input of the layer's dtype, in few calls.
             bias = self.bias
+            weight_t = weight.t()
             out = torch.mm(input, weight_t) if bias is None else torch.addmm(bias, input, weight_t)
             self._input = input
             self._output_shape = (input.shape[0], self.out_features)
@@ -109,9 +109,9 @@ class Linear(Module):
         # the transposed weight; the same call gives the same bits.
         flat = x if len(shape) == 2 else x.reshape(-1, self.in_features)
         if self.bias is None:
-            out = torch.mm(flat, weight_t)
+            out = torch.mm(flat, weight.t())
         else:
-            out = torch.addmm(self.bias, flat, weight_t)
+            out = torch.addmm(self.bias, flat, weight.t())
         self._input = flat
         self._output_shape = (*shape[:-1], self.out_features)
         return out if len(shape) == 2 else out.view(self._output_shape)
@@ -145,27 +145,16 @@ class Linear(Module):
             self.bias_grad.add_(grad.view(-1) if grad.shape[0] == 1 else grad.sum(0))
         if not input_grad:
             return None
-        grad_input = torch.mm(grad, self.weight)
+        if flat_input.stride(0) == 1 and flat_input.stride(1) == flat_input.shape[0]:
+            # NOTE: autograd's mm_mat1_backward returns the gradient of an input laid out
+            # column-major (strides (1, N): a transposed batch, or a 1 x 1 one) in that layout,
+            # as (W^T @ grad^T)^T, whose sums run in another order than grad @ W.
+            grad_input = torch.mm(self.weight.t(), grad.t()).t()
+        else:
+            grad_input = torch.mm(grad, self.weight)
         if len(output_shape) == 2:
             return grad_input
-        return grad_input.view(*output_shape[:-1], self.in_features)
-
-    def _transposed_weight(self) -> Tensor:
-        """``weight.t()``, kept between calls while it still views the weight's memory.
-
-        Optimizers and ``load_state_dict`` change the weight in place, which the view sees; a
-        new weight tensor, or new memory under it (``to``, an assignment to ``.data``), makes a
-        new view.
-        """
-        weight, cached = self.weight, self._weight_t
-        if (
-            cached is None
-            or self._weight_t_of is not weight
-            or cached.data_ptr() != weight.data_ptr()
-        ):
-            cached = self._weight_t = weight.t()
-            self._weight_t_of = weight
-        return cached
+        return grad_input.reshape(*output_shape[:-1], self.in_features)
 
     def extra_repr(self) -> str:
         return (

@@ -50,6 +50,13 @@ class Module:
     """The attributes holding what ``forward`` caches for ``backward``. ``None``, for a subclass
     that does not say: whichever of the conventional names (``_input``, ``_output``, ...) it has."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass written outside nnlite may cache under any conventional name, whatever its
+        # nnlite base declared, unless it declares its own.
+        if "_cache_attrs" not in cls.__dict__ and not cls.__module__.startswith("nnlite."):
+            cls._cache_attrs = None
+
     def __init__(self) -> None:
         self.training = True
 

@@ -11,7 +11,7 @@ import torch
 
 import nnlite
 import nnlite.optim
-from nnlite import _scalars, loss
+from nnlite import _scalars
 from nnlite.activation import _SLICE
 from tests.nnlite._oracle import DTYPE_IDS, DTYPES
 
@@ -101,11 +101,13 @@ def test_nothing_of_the_callers_is_written(batch, last):
 
 
 def test_sliced_relu_backward_keeps_torchs_values_at_zeros_and_nans():
-    x = torch.randn(_SLICE // 25 + 3, 25)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(_SLICE // 25 + 3, 25, generator=generator)
     x[0, :4] = torch.tensor([0.0, -0.0, float("nan"), -1.0])
     relu = nnlite.ReLU()
     relu(x)
-    grad = torch.randn_like(x)
+    grad = torch.randn(x.shape, generator=generator)
+    grad[0, :2] = -1.0  # negative gradients at inactive units: +0 expected, not -0
     got = relu._backward_owned(grad.clone())  # what Sequential calls after a Linear
     leaf = x.clone().requires_grad_(True)
     torch.relu(leaf).backward(grad)
@@ -119,8 +121,9 @@ def test_relu_backward_on_a_non_contiguous_gradient_falls_back():
     y = relu(torch.randn(25, _SLICE // 25 + 3))
     grad = torch.randn(_SLICE // 25 + 3, 25).t()  # right shape, transposed memory
     expected = relu.backward(grad)
-    assert torch.equal(relu._backward_owned(grad.clone()), expected)
-    assert y.shape == grad.shape
+    owned = grad.clone()
+    assert torch.equal(relu._backward_owned(owned), expected)
+    assert torch.equal(expected, grad * (y != 0))
 
 
 @pytest.mark.parametrize("batch", [1, 7])
@@ -186,18 +189,28 @@ def _expected_linear(layer, x):
 
 @pytest.mark.parametrize(
     "change",
-    ["in place", "new tensor", "new data", "flatten_parameters", "to float64", "load_state_dict"],
+    [
+        "in place",
+        "new tensor",
+        "new data",
+        "transposed data",
+        "flatten_parameters",
+        "to float64",
+        "load_state_dict",
+    ],
 )
 def test_linear_follows_its_weight_wherever_it_moves(change):
-    layer = nnlite.Linear(3, 4)
+    layer = nnlite.Linear(3, 3)
     x = torch.randn(5, 3)
-    layer(x)  # caches the transposed view
+    layer(x)
     if change == "in place":
         layer.weight.add_(1.0)
     elif change == "new tensor":
-        layer.weight = torch.randn(4, 3)
+        layer.weight = torch.randn(3, 3)
     elif change == "new data":
-        layer.weight.data = torch.randn(4, 3)
+        layer.weight.data = torch.randn(3, 3)
+    elif change == "transposed data":  # same memory, other strides
+        layer.weight.data = layer.weight.data.t()
     elif change == "flatten_parameters":
         nnlite.optim.flatten_parameters(layer.param())
         layer.weight.mul_(2.0)
@@ -205,8 +218,18 @@ def test_linear_follows_its_weight_wherever_it_moves(change):
         layer.to(torch.float64)
         x = x.double()
     else:
-        layer.load_state_dict({"weight": torch.randn(4, 3), "bias": torch.randn(4)})
+        layer.load_state_dict({"weight": torch.randn(3, 3), "bias": torch.randn(3)})
     assert torch.equal(layer(x), _expected_linear(layer, x))
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (0, 4)])
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_empty_linear_layers_convert_and_run(shape):
+    layer = nnlite.Linear(*shape)
+    layer(torch.randn(2, shape[0]))
+    layer.double()
+    out = layer(torch.randn(2, shape[0], dtype=torch.float64))
+    assert out.shape == (2, shape[1]) and out.dtype == torch.float64
 
 
 def test_bias_gradient_of_a_batch_of_one_is_its_row():
@@ -228,12 +251,6 @@ def test_mse_mean_is_torchs(dtype, count):
     generator = torch.Generator().manual_seed(count)
     x = (torch.randn(count, generator=generator) * 3).to(dtype)
     target = torch.randn(count, generator=generator).to(dtype)
-    assert torch.equal(nnlite.MSELoss()(x, target), torch.nn.functional.mse_loss(x, target))
-
-
-def test_mse_mean_above_the_exact_count_falls_back_to_torchs_mean(monkeypatch):
-    monkeypatch.setattr(loss, "_EXACT_COUNT", 4)
-    x, target = torch.randn(3, 3), torch.randn(3, 3)
     assert torch.equal(nnlite.MSELoss()(x, target), torch.nn.functional.mse_loss(x, target))
 
 
@@ -298,3 +315,105 @@ def test_an_activation_never_writes_into_an_output_another_module_keeps(batch):
         expected_grad = module.backward(expected_grad)
     assert torch.equal(_bits(out), _bits(expected))
     assert torch.equal(_bits(grad_input), _bits(expected_grad))
+
+
+def test_the_reuse_happens_where_planned(monkeypatch):
+    calls = []
+    for name in ("_forward_owned", "_backward_owned"):
+        original = getattr(nnlite.ReLU, name)
+
+        def spy(self, tensor, _original=original, _name=name):
+            calls.append((_name, tensor.data_ptr()))
+            result = _original(self, tensor)
+            assert result.data_ptr() == tensor.data_ptr()  # computed in the memory handed over
+            return result
+
+        monkeypatch.setattr(nnlite.ReLU, name, spy)
+    net = nnlite.Sequential(*_layers(nnlite, "ReLU", torch.float32, sizes=(2, 25, 25, 25, 2)))
+    x, grad = _inputs(_SLICE // 25 + 3, torch.float32)
+    net(x)
+    net.backward(grad)
+    assert [name for name, _ in calls] == ["_forward_owned"] * 3 + ["_backward_owned"] * 3
+    assert net._forward_in_place == [False, True, False, True, False, True, False]
+    assert net._backward_in_place == [False, True, False, True, False, True, False]
+
+
+def test_a_wrapped_forward_or_backward_is_never_bypassed():
+    linear = nnlite.Linear(2, 4)
+    kept = []
+    original = linear.forward
+    linear.forward = lambda x: kept.append(original(x)) or kept[-1]
+    relu = nnlite.ReLU()
+    seen = []
+    relu_backward = relu.backward
+    relu.backward = lambda g: seen.append(g.clone()) or relu_backward(g)
+    net = nnlite.Sequential(linear, relu, nnlite.Linear(4, 1))
+    x = torch.randn(64, 2)
+    net(x)
+    assert (kept[0] < 0).any()  # the Linear's output the wrapper kept was not overwritten by ReLU
+    net.backward(torch.ones(64, 1))
+    assert len(seen) == 1  # the instance's own backward ran
+
+
+def test_a_module_object_cannot_take_two_positions():
+    relu = nnlite.ReLU()
+    with pytest.raises(ValueError, match=r"argument 3 is the same ReLU object as argument 1"):
+        nnlite.Sequential(nnlite.Linear(2, 3), relu, nnlite.Linear(3, 3), relu)
+    net = nnlite.Sequential(nnlite.Linear(2, 3), relu)
+    with pytest.raises(ValueError, match="own instance"):
+        net.append(relu)
+    assert len(net) == 2
+
+
+def test_a_pickled_sequential_plans_its_reuse_again():
+    import pickle
+
+    net = nnlite.Sequential(*_layers(nnlite, "ReLU", torch.float32))
+    x, grad = _inputs(7, torch.float32)
+    expected = net(x)
+    state = net.__dict__.copy()
+    del state["_forward_in_place"], state["_backward_in_place"]  # as pickled before the plan
+    old = nnlite.Sequential.__new__(nnlite.Sequential)
+    old.__setstate__(state)
+    assert torch.equal(old(x), expected)
+    again = pickle.loads(pickle.dumps(net))
+    assert torch.equal(again(x), expected)
+    assert torch.equal(again.backward(grad), net.backward(grad))
+
+
+def test_gradients_autograd_tracks_are_accepted():
+    net = nnlite.Sequential(*_layers(nnlite, "ReLU", torch.float32))
+    x, grad = _inputs(_SLICE // 25 + 3, torch.float32)
+    expected_out, expected_grad = net(x), net.backward(grad)
+    tracked = x.clone().requires_grad_(True)
+    out = net(tracked)
+    assert torch.equal(out.detach(), expected_out)
+    assert torch.equal(net.backward(grad.clone().requires_grad_(True)).detach(), expected_grad)
+    relu = nnlite.ReLU()
+    relu(torch.randn(4))
+    tracked_grad = torch.randn(4, requires_grad=True)
+    assert torch.equal(relu.backward(tracked_grad).detach(), relu.backward(tracked_grad.detach()))
+
+
+def test_constants_made_under_inference_mode_serve_autograd_later(monkeypatch):
+    monkeypatch.setattr(_scalars, "_CACHE", {})
+    criterion = nnlite.MSELoss()
+    with torch.inference_mode():
+        criterion(torch.randn(3, 2), torch.randn(3, 2))
+    x = torch.randn(3, 2, requires_grad=True)
+    loss = criterion(x, torch.zeros(3, 2))
+    loss.backward()  # autograd may save the cached count for backward
+    assert torch.allclose(x.grad, 2 * x.detach() / 6)
+
+
+def test_a_subclass_cache_is_cleared_whatever_its_base_declares():
+    class Recording(nnlite.Linear):
+        def forward(self, input):
+            self._output = super().forward(input)
+            return self._output
+
+    layer = Recording(2, 3)
+    net = nnlite.Sequential(layer, nnlite.Linear(3, 1))
+    net(torch.randn(4, 2))
+    net.backward(torch.ones(4, 1), free_cache=True)
+    assert layer._output is None and layer._input is None
