@@ -1,9 +1,10 @@
 """Hypothesis profiles shared by the unit tests and the conformance suites.
 
-``dev`` (the default) explores fresh examples on every run; ``ci`` (chosen when ``CI`` is set, as
-``.ci/run`` sets it) derandomizes, so a CI failure replays exactly. Neither has a deadline: these
-machines are shared, and timing belongs in the benchmarks. Pick one with
-``pytest --hypothesis-profile=dev``.
+``ci`` (the default) derandomizes: the same examples on every run, so the test command gives the
+same verdict every time and a CI failure replays exactly. ``dev`` explores fresh examples on
+every run, to look for new counterexamples: ``pytest --hypothesis-profile=dev``, or
+``HYPOTHESIS_PROFILE=dev``. Neither has a deadline: these machines are shared, and timing belongs
+in the benchmarks.
 """
 
 import os
@@ -18,7 +19,7 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # One thread: the test networks are tiny, and on a shared two-core machine a second thread costs
 # far more in contention than it saves. Both frameworks share the setting, so comparisons hold.

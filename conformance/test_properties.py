@@ -6,8 +6,9 @@ every mini-batch step (loss, gradients, parameters, optimizer state), not only p
 
 from __future__ import annotations
 
+import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conformance.harness import SideBySide
@@ -63,7 +64,53 @@ def configs(draw: st.DrawFn) -> Config:
     )
 
 
+# Counterexamples found by exploring (HYPOTHESIS_PROFILE=dev), kept as explicit cases.
+_SGD = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False}
+COLUMN_MAJOR_INPUT = Config(
+    # A 1 x 1 hidden activation is "column-major" to autograd, which then computes the input
+    # gradient of the next Linear as (W^T @ grad^T)^T: nnlite's was 1 ulp off until it did too.
+    activation="tanh",
+    loss="bce",
+    optimizer="sgd",
+    optimizer_options={"lr": 0.25, **_SGD},
+    batch_size=1,
+    epochs=1,
+    seed=0,
+    hidden=(1, 12),
+    outputs=1,
+    train_size=1,
+    test_size=1,
+    shuffle=False,
+)
+ELU_CANCELLATION = Config(
+    activation="elu",
+    loss="mse",
+    optimizer="sgd",
+    optimizer_options={"lr": 0.038206856092233114, **_SGD, "momentum": 0.9},
+    batch_size=1,
+    epochs=1,
+    seed=0,
+    hidden=(1,),
+    outputs=2,
+    train_size=41,
+    test_size=1,
+    shuffle=True,
+)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=configs())
+@example(config=COLUMN_MAJOR_INPUT)
 def test_random_networks_train_identically_step_by_step(config: Config) -> None:
     SideBySide(config).run(every_step=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit: torch's ELU kernel calls the C library's expm1/exp on the scalar tail "
+    "of each chunk (1-2 ulps from nnlite's SLEEF values, see conformance/bounds.py); in a "
+    "network with one hidden unit at batch 1, MSE's (output - target) cancels and turns that "
+    "into a 2e-4 relative gradient difference, past the norm-wise bound",
+)
+def test_elu_difference_amplified_by_cancellation() -> None:
+    SideBySide(ELU_CANCELLATION).run(every_step=True)
