@@ -338,14 +338,14 @@ def test_readme_library_example_prints_what_the_readme_shows(capsys):
     blocks = _readme_blocks("## Library")
     code = next(body for kind, body in blocks if kind == "python")
     shown = next(body for kind, body in blocks if kind == "text")
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "<README example>", "exec"), {})
     assert capsys.readouterr().out == shown
 
 
 def test_readme_adapter_example_adapts_another_protocol():
     code = [body for kind, body in _readme_blocks("## Library") if kind == "python"][-1]
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "<README example>", "exec"), namespace)
 
     class FpropLayer:
         def __init__(self):
