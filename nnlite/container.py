@@ -69,7 +69,9 @@ class Sequential(Module):
     def forward(self, input: Tensor) -> Tensor:
         previous = None
         for module, in_place in zip(self._modules, self._forward_in_place, strict=True):
-            if in_place and not _patched(previous, "forward") and not _patched(module, "forward"):
+            # Not when either forward is replaced on the instance: a wrapper may keep what it
+            # returns, or expect its own code to run.
+            if in_place and "forward" not in previous.__dict__ and "forward" not in module.__dict__:
                 input = module._forward_owned(input)
             else:
                 input = module.forward(input)
@@ -96,7 +98,7 @@ class Sequential(Module):
         for index in range(len(modules) - 1, -1, -1):
             module = modules[index]
             kind = type(module)
-            if kind is Sequential and not _patched(module, "backward"):
+            if kind is Sequential and "backward" not in module.__dict__:
                 grad_output = module.backward(
                     grad_output, free_cache=free_cache, input_grad=input_grad or index > 0
                 )
@@ -104,8 +106,8 @@ class Sequential(Module):
                 grad_output = module.backward(grad_output, input_grad=False)
             elif (
                 in_place[index]
-                and not _patched(modules[index + 1], "backward")
-                and not _patched(module, "backward")
+                and "backward" not in modules[index + 1].__dict__
+                and "backward" not in module.__dict__
             ):
                 grad_output = module._backward_owned(grad_output)
             else:
@@ -156,8 +158,3 @@ def _check_module(module: object, index: int, before: list | tuple) -> None:
                     f"first use would get the second's gradient. Give each position its own "
                     f"instance, e.g. Sequential(Linear(2, 25), ReLU(), Linear(25, 2), ReLU())"
                 )
-
-
-def _patched(module: object, method: str) -> bool:
-    """Whether ``method`` is set on the instance itself: a wrapper may keep what it returns."""
-    return module is not None and method in module.__dict__
