@@ -46,12 +46,13 @@ def _inputs(batch, dtype, width=2):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_reuse_gives_the_bits_of_the_modules_called_one_by_one(activation, dtype, batch):
     net = nnlite.Sequential(*_layers(nnlite, activation, dtype))
-    loose = _layers(nnlite, activation, dtype)
-    x, grad = _inputs(batch, dtype)
+    _assert_same_as_one_by_one(net, _layers(nnlite, activation, dtype), *_inputs(batch, dtype))
 
+
+def _assert_same_as_one_by_one(net, loose, x, grad):
+    """``net`` gives the bits of the same modules (``loose``) called one by one, by hand."""
     out = net(x)
     grad_input = net.backward(grad)
-
     expected = x
     for module in loose:
         expected = module.forward(expected)
@@ -303,18 +304,7 @@ def test_an_activation_never_writes_into_an_output_another_module_keeps(batch):
             nnlite.Linear(25, 2),
         ]
 
-    net, loose = nnlite.Sequential(*build()), build()
-    x, grad = _inputs(batch, torch.float32)
-    out = net(x)
-    grad_input = net.backward(grad)
-    expected = x
-    for module in loose:
-        expected = module.forward(expected)
-    expected_grad = grad
-    for module in reversed(loose):
-        expected_grad = module.backward(expected_grad)
-    assert torch.equal(_bits(out), _bits(expected))
-    assert torch.equal(_bits(grad_input), _bits(expected_grad))
+    _assert_same_as_one_by_one(nnlite.Sequential(*build()), build(), *_inputs(batch, torch.float32))
 
 
 def test_the_reuse_happens_where_planned(monkeypatch):
