@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from torch import Tensor
@@ -77,44 +77,51 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, index: int, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
-        # NOTE: the operations and their order are torch.optim.sgd._single_tensor_sgd's, for
-        # bit-identical parameters.
-        weight_decay = group["weight_decay"]
-        momentum = group["momentum"]
-        if weight_decay != 0:
-            grad = grad.add(param, alpha=weight_decay)
-        if momentum != 0:
-            state = self.state.setdefault(index, {})
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = grad.clone()
-                state["momentum_buffer"] = buf
-            else:
-                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
-            if group["nesterov"]:
-                grad = grad.add(buf, alpha=momentum)
-            else:
-                grad = buf
-        param.add_(grad, alpha=-group["lr"])
+        buf = self.state.get(index, {}).get("momentum_buffer") if group["momentum"] != 0 else None
+
+        def keep(new: Tensor) -> None:
+            self.state.setdefault(index, {})["momentum_buffer"] = new
+
+        self._sgd(param, grad, buf, keep, group)
 
     def _flat_update(self, flat: _FlatLayout, group: dict[str, Any]) -> bool:
-        # NOTE: _update's operations in its order, once on the flat buffers.
-        weight_decay = group["weight_decay"]
-        momentum = group["momentum"]
-        param, grad = flat.params, flat.grads
         buf = None
-        if momentum != 0:
+        if group["momentum"] != 0:
             buf = self._flat_state_buffer("momentum_buffer")
             if buf is None and any(
                 state.get("momentum_buffer") is not None for state in self.state.values()
             ):
                 return False
+
+        def keep(new: Tensor) -> None:
+            self._keep_flat_state("momentum_buffer", new, flat.views(new))
+
+        self._sgd(flat.params, flat.grads, buf, keep, group)
+        return True
+
+    @staticmethod
+    def _sgd(
+        param: Tensor,
+        grad: Tensor,
+        buf: Tensor | None,
+        keep: Callable[[Tensor], None],
+        group: dict[str, Any],
+    ) -> None:
+        """One step on ``param`` (one parameter, or the flat buffer of all of them).
+
+        ``buf`` is the momentum buffer, None before the first step, when ``keep`` stores the new
+        one.
+        """
+        # NOTE: the operations and their order are torch.optim.sgd._single_tensor_sgd's, for
+        # bit-identical parameters; elementwise, so the flat buffers give the same bits too.
+        weight_decay = group["weight_decay"]
+        momentum = group["momentum"]
         if weight_decay != 0:
             grad = grad.add(param, alpha=weight_decay)
         if momentum != 0:
             if buf is None:
                 buf = grad.clone()
-                self._keep_flat_state("momentum_buffer", buf, flat.views(buf))
+                keep(buf)
             else:
                 buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             if group["nesterov"]:
@@ -122,4 +129,3 @@ class SGD(Optimizer):
             else:
                 grad = buf
         param.add_(grad, alpha=-group["lr"])
-        return True
