@@ -1,4 +1,4 @@
-"""Fit one epoch and measure accuracy: the loop conformance suites and benchmarks share."""
+"""One training step, one epoch, accuracy: the loop users, suites and benchmarks share."""
 
 from __future__ import annotations
 
@@ -10,7 +10,44 @@ from torch import Tensor
 from nnlite.container import Sequential
 from nnlite.data import batches
 
-__all__ = ["accuracy", "train_epoch"]
+__all__ = ["accuracy", "train_epoch", "train_step"]
+
+
+def train_step(
+    model: Any, criterion: Any, optimizer: Any, inputs: Tensor, targets: Tensor
+) -> float:
+    r"""Run one optimizer step on one batch and return its loss as a float.
+
+    In torch's order::
+
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), targets)
+        model.backward(criterion.backward())
+        optimizer.step()
+
+    An nnlite :class:`~nnlite.Sequential` is called as ``model.backward(grad, free_cache=True,
+    input_grad=False)``: the step needs neither a second backward nor the gradient of the data,
+    and dropping them (as autograd does) changes no bit. Any other model gets
+    ``model.backward(grad)``.
+
+    Args:
+        model (Module): the network; ``model(x)`` and ``model.backward(grad)``.
+        criterion (Module): the loss; ``criterion(output, target)`` and ``criterion.backward()``.
+        optimizer (Optimizer): built on ``model.param()``.
+        inputs (Tensor): one batch of samples, shape :math:`(B, *)`.
+        targets (Tensor): what ``criterion`` expects for them.
+
+    Returns:
+        float: ``loss.item()``, the loss before the step.
+    """
+    optimizer.zero_grad()
+    loss = criterion(model(inputs), targets)
+    if isinstance(model, Sequential):
+        model.backward(criterion.backward(), free_cache=True, input_grad=False)
+    else:
+        model.backward(criterion.backward())
+    optimizer.step()
+    return loss.item()
 
 
 def train_epoch(
@@ -26,16 +63,8 @@ def train_epoch(
 ) -> float:
     r"""Train ``model`` for one pass over the data and return the mean of the batch losses.
 
-    For every mini-batch of :func:`nnlite.data.batches` (same ``shuffle`` and ``generator``)::
-
-        optimizer.zero_grad()
-        loss = criterion(model(x), t)
-        model.backward(criterion.backward())
-        optimizer.step()
-
-    An nnlite :class:`~nnlite.Sequential` is called as ``model.backward(grad, free_cache=True,
-    input_grad=False)``: the loop needs neither a second backward nor the gradient of the data,
-    and dropping them (as autograd does) changes no bit. The model's mode is left as it is:
+    Every mini-batch of :func:`nnlite.data.batches` (same ``shuffle`` and ``generator``) is one
+    :func:`train_step`. The model's mode is left as it is:
     call ``model.train()`` first for Dropout to be active.
 
     Args:
@@ -51,15 +80,10 @@ def train_epoch(
     Returns:
         float: the arithmetic mean of the batch losses (each batch counted once, whatever its size).
     """
-    # Exact type: a subclass may override backward without these options.
-    options = {"free_cache": True, "input_grad": False} if type(model) is Sequential else {}
-    losses = []
-    for x, t in batches(inputs, targets, batch_size, shuffle=shuffle, generator=generator):
-        optimizer.zero_grad()
-        loss = criterion(model(x), t)
-        model.backward(criterion.backward(), **options)
-        optimizer.step()
-        losses.append(loss.item())
+    losses = [
+        train_step(model, criterion, optimizer, x, t)
+        for x, t in batches(inputs, targets, batch_size, shuffle=shuffle, generator=generator)
+    ]
     if not losses:
         raise ValueError("train_epoch got no samples: inputs and targets are empty")
     return sum(losses) / len(losses)

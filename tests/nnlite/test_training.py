@@ -5,7 +5,7 @@ import torch
 
 import nnlite
 from nnlite import data, optim
-from nnlite.training import accuracy, train_epoch
+from nnlite.training import accuracy, train_epoch, train_step
 
 
 class _Spy:
@@ -64,6 +64,53 @@ def test_each_batch_runs_zero_grad_forward_loss_backward_step_in_that_order():
     ]
     assert spy.calls == per_batch(2) + per_batch(2) + per_batch(1)
     assert loss == (2 + 2 + 1) / 3
+
+
+def test_train_step_runs_one_batch_in_torch_order_and_returns_the_loss():
+    spy = _Spy()
+    loss = train_step(spy, _Criterion(spy), spy, torch.ones(3, 1), torch.zeros(3, 1))
+    assert spy.calls == [
+        ("zero_grad",),
+        ("forward", 3),
+        ("loss", 3),
+        ("criterion.backward",),
+        ("backward", "grad"),
+        ("step",),
+    ]
+    assert loss == 3.0 and isinstance(loss, float)
+
+
+def test_train_step_frees_the_cache_and_skips_the_input_gradient_of_a_sequential():
+    calls = []
+
+    class Recording(nnlite.Sequential):
+        def backward(self, grad, **options):
+            calls.append(options)
+            return super().backward(grad, **options)
+
+    torch.manual_seed(0)
+    model = Recording(nnlite.Linear(2, 3), nnlite.ReLU(), nnlite.Linear(3, 1))
+    optimizer = optim.SGD(model.param(), lr=0.1)
+    train_step(model, nnlite.MSELoss(), optimizer, torch.rand(4, 2), torch.rand(4, 1))
+    assert calls == [{"free_cache": True, "input_grad": False}]
+    assert model[0]._input is None  # the cache was dropped
+
+
+def test_train_step_equals_torch_step_by_step():
+    ours, theirs = _twin_networks(torch.float32)
+    ours_opt = optim.SGD(ours.param(), lr=0.1, momentum=0.9)
+    theirs_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    inputs = torch.rand(5, 2, generator=torch.Generator().manual_seed(3))
+    targets = torch.rand(5, 2, generator=torch.Generator().manual_seed(4))
+    for _ in range(4):
+        ours_loss = train_step(ours, nnlite.MSELoss(), ours_opt, inputs, targets)
+        theirs_opt.zero_grad()
+        theirs_loss = torch.nn.MSELoss()(theirs(inputs), targets)
+        theirs_loss.backward()
+        theirs_opt.step()
+        assert ours_loss == theirs_loss.item()
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
 
 
 def _twin_networks(dtype):
