@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 import nnlite.data
+import nnlite.training
 from conformance.bounds import bound_for
 from conformance.compare import ConformanceError, check_tensor, difference
 from conformance.spec import Config
@@ -32,6 +33,10 @@ class History:
 
 class SideBySide:
     r"""An nnlite network and its torch.nn twin, trained on the same batches with the same masks.
+
+    nnlite trains the way its users do: an epoch is one :func:`nnlite.training.train_epoch`, a
+    step one :func:`nnlite.training.train_step`, accuracy is :func:`nnlite.training.accuracy`.
+    torch.nn trains the way torch's users do: autograd and ``torch.optim``, its own batch slicing.
 
     Both sides see the same mini-batches: each draws its order from its own generator, seeded
     alike. Both draw the same dropout masks: before each side runs, torch's global generator is
@@ -72,8 +77,9 @@ class SideBySide:
     def run(self, epochs: int | None = None, *, every_step: bool = False) -> History:
         """Trains ``epochs`` more epochs (default: the configured number), comparing each.
 
-        With ``every_step``, also compares the loss, gradients, parameters and optimizer state
-        after every mini-batch step, not only at the end of each epoch.
+        Per epoch, the mean of the steps' losses (``train_epoch``'s return value) is compared,
+        then the gradients, parameters and optimizer state. With ``every_step``, each step's
+        loss, gradients, parameters and optimizer state are compared after every mini-batch.
         """
         if self.epoch == 0 and not self.history.nn_test_accuracy:
             self.evaluate()
@@ -88,17 +94,17 @@ class SideBySide:
         try:
             if every_step:
                 nn_losses, th_losses = self._epoch_step_by_step()
+                nn_loss, th_loss = _mean(nn_losses), _mean(th_losses)
             else:
-                nn_losses = self._with_rng(lambda: self._epoch(self.nn))
-                th_losses = self._epoch(self.th)
+                nn_loss = self._with_rng(self._nnlite_epoch)
+                th_loss = _mean([self._torch_step(x, t) for x, t in self._torch_batches()])
                 self._check_rng("the epoch")
         finally:
             torch.set_rng_state(outer_state)
         self._where = f"{self.config.id}: epoch {self.epoch}"
-        nn_losses_t, th_losses_t = torch.stack(nn_losses), torch.stack(th_losses)
-        self._compare("loss", "loss of each step", nn_losses_t, th_losses_t)
-        self.history.nn_loss.append(float(nn_losses_t.mean()))
-        self.history.th_loss.append(float(th_losses_t.mean()))
+        self._compare_scalar("loss", "mean loss of the epoch's steps", nn_loss, th_loss)
+        self.history.nn_loss.append(nn_loss)
+        self.history.th_loss.append(th_loss)
         self.compare_gradients()
         self.compare_parameters()
         self.compare_optimizers()
@@ -122,7 +128,9 @@ class SideBySide:
         ):
             nn_out, th_out = predict(self.nn, inputs), predict(self.th, inputs)
             self._compare("output", f"{split} output (eval mode)", nn_out, th_out)
-            nn_acc, th_acc = _accuracy(nn_out, labels), _accuracy(th_out, labels)
+            nn_acc = nnlite.training.accuracy(self.nn.model, inputs, labels)
+            with torch.no_grad():
+                th_acc = nnlite.training.accuracy(self.th.model, inputs, labels)
             self._compare_scalar("accuracy", f"{split} accuracy", nn_acc, th_acc)
             getattr(self.history, f"nn_{split}_accuracy").append(nn_acc)
             getattr(self.history, f"th_{split}_accuracy").append(th_acc)
@@ -162,19 +170,45 @@ class SideBySide:
                 else:
                     self._compare("optimizer", label, nn_value, th_value)
 
-    def _epoch(self, side: Side) -> list[Tensor]:
-        return [self._step(side, xb, yb) for xb, yb in self._batches(side)]
+    def _nnlite_epoch(self) -> float:
+        side, data = self.nn, self.data
+        return nnlite.training.train_epoch(
+            side.model,
+            side.criterion,
+            side.optimizer,
+            data.train_inputs,
+            data.train_targets,
+            self.config.batch_size,
+            shuffle=self.config.shuffle,
+            generator=side.generator,
+        )
 
-    def _epoch_step_by_step(self) -> tuple[list[Tensor], list[Tensor]]:
+    def _nnlite_step(self, inputs: Tensor, targets: Tensor) -> float:
+        side = self.nn
+        return nnlite.training.train_step(
+            side.model, side.criterion, side.optimizer, inputs, targets
+        )
+
+    def _torch_step(self, inputs: Tensor, targets: Tensor) -> float:
+        side = self.th
+        side.optimizer.zero_grad()
+        loss = side.criterion(side.model(inputs), targets)
+        loss.backward()
+        side.optimizer.step()
+        return loss.item()
+
+    def _epoch_step_by_step(self) -> tuple[list[float], list[float]]:
         nn_losses, th_losses = [], []
-        batches = zip(self._batches(self.nn), self._batches(self.th), strict=True)
+        batches = zip(self._nnlite_batches(), self._torch_batches(), strict=True)
         for step, ((nn_x, nn_y), (th_x, th_y)) in enumerate(batches, start=1):
             self._where = f"{self.config.id}: epoch {self.epoch}, step {step}"
             self._compare("data", "mini-batch inputs", nn_x, th_x)
-            nn_losses.append(self._with_rng(lambda x=nn_x, y=nn_y: self._step(self.nn, x, y)))
-            th_losses.append(self._step(self.th, th_x, th_y))
+            nn_losses.append(self._with_rng(lambda x=nn_x, y=nn_y: self._nnlite_step(x, y)))
+            th_losses.append(self._torch_step(th_x, th_y))
             self._check_rng("the step")
-            self._compare("loss", "loss", nn_losses[-1], th_losses[-1])
+            self._compare_scalar(
+                "loss", "loss", nn_losses[-1], th_losses[-1], dtype=self.config.dtype
+            )
             self.compare_gradients()
             self.compare_parameters()
             self.compare_optimizers()
@@ -201,19 +235,21 @@ class SideBySide:
             )
         self.rng_state = after
 
-    def _batches(self, side: Side) -> Any:
+    def _nnlite_batches(self) -> Any:
+        data = self.data
+        return nnlite.data.batches(
+            data.train_inputs,
+            data.train_targets,
+            self.config.batch_size,
+            shuffle=self.config.shuffle,
+            generator=self.nn.generator,
+        )
+
+    def _torch_batches(self) -> Any:
         data, size = self.data, self.config.batch_size
-        if side.framework == "nnlite":
-            return nnlite.data.batches(
-                data.train_inputs,
-                data.train_targets,
-                size,
-                shuffle=self.config.shuffle,
-                generator=side.generator,
-            )
         n = data.train_inputs.shape[0]
         if self.config.shuffle:
-            order = torch.randperm(n, generator=side.generator)
+            order = torch.randperm(n, generator=self.th.generator)
             return (
                 (data.train_inputs[i], data.train_targets[i])
                 for i in (order[s : s + size] for s in range(0, n, size))
@@ -222,18 +258,6 @@ class SideBySide:
             (data.train_inputs[s : s + size], data.train_targets[s : s + size])
             for s in range(0, n, size)
         )
-
-    @staticmethod
-    def _step(side: Side, inputs: Tensor, targets: Tensor) -> Tensor:
-        side.optimizer.zero_grad()
-        output = side.model(inputs)
-        loss = side.criterion(output, targets)
-        if side.framework == "nnlite":
-            side.model.backward(side.criterion.backward())
-        else:
-            loss.backward()
-        side.optimizer.step()
-        return loss.detach()
 
     def _compare(self, kind: str, name: str, nn: Tensor, th: Tensor) -> None:
         bound = bound_for(self.config, kind)
@@ -244,13 +268,12 @@ class SideBySide:
         largest = self.history.largest_difference
         largest[kind] = max(largest.get(kind, 0.0), diff)
 
-    def _compare_scalar(self, kind: str, name: str, nn: float, th: float) -> None:
-        self._compare(
-            kind,
-            name,
-            torch.tensor(float(nn), dtype=torch.float64),
-            torch.tensor(float(th), dtype=torch.float64),
-        )
+    def _compare_scalar(
+        self, kind: str, name: str, nn: float, th: float, dtype: torch.dtype = torch.float64
+    ) -> None:
+        # ``dtype``: the type the numbers were computed in (a step's loss.item() is a float32 in
+        # float32 runs), so that a difference is reported in that type's ulps.
+        self._compare(kind, name, torch.tensor(nn, dtype=dtype), torch.tensor(th, dtype=dtype))
 
     def _same_names(self, what: str, nn: dict[str, Any], th: dict[str, Any]) -> None:
         if list(nn) != list(th):
@@ -285,6 +308,6 @@ def predict(side: Side, inputs: Tensor) -> Tensor:
         model.train()
 
 
-def _accuracy(output: Tensor, labels: Tensor) -> float:
-    predicted = output.argmax(dim=1) if output.shape[1] > 1 else (output[:, 0] > 0.5).long()
-    return float((predicted == labels).double().mean())
+def _mean(losses: list[float]) -> float:
+    # train_epoch's mean, so both sides' epoch losses are the same function of the step losses.
+    return sum(losses) / len(losses)

@@ -57,7 +57,9 @@ def test_agreeing_twins_record_zero_differences() -> None:
 def test_different_learning_rate_is_caught_with_epoch_and_tensor() -> None:
     twins = SideBySide(SMALL)
     twins.nn.optimizer.param_groups[0]["lr"] *= 1 + 1e-6
-    with pytest.raises(ConformanceError, match=r"epoch 1: loss of each step breaks exact equality"):
+    with pytest.raises(
+        ConformanceError, match=r"epoch 1: mean loss of the epoch's steps breaks exact equality"
+    ):
         twins.run()
 
 
@@ -110,3 +112,27 @@ def test_optimizer_state_is_compared() -> None:
     twins.th.optimizer.state[twins.th.optimizer.param_groups[0]["params"][0]]["exp_avg"].add_(1e-3)
     with pytest.raises(ConformanceError, match="optimizer exp_avg of 0.weight"):
         twins.compare_optimizers()
+
+
+@pytest.mark.parametrize("every_step", [False, True], ids=["per-epoch", "per-step"])
+def test_nnlite_side_trains_and_scores_through_nnlite_training(
+    every_step: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bits the suites prove equal must be the bits users get: nnlite.training's functions.
+    import nnlite.training
+
+    calls: dict[str, int] = {"train_epoch": 0, "train_step": 0, "accuracy": 0}
+    for name in calls:
+        original = getattr(nnlite.training, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):  # noqa: ANN002, ANN003
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(nnlite.training, name, counted)
+    SideBySide(SMALL).run(every_step=every_step)
+    steps_per_epoch = -(-SMALL.train_size // SMALL.batch_size)
+    assert calls["train_epoch"] == (0 if every_step else SMALL.epochs)
+    assert calls["train_step"] == SMALL.epochs * steps_per_epoch
+    # Both sides, train and test sets, before training and after each epoch.
+    assert calls["accuracy"] == 2 * 2 * (SMALL.epochs + 1)
