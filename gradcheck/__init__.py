@@ -32,8 +32,10 @@ if TYPE_CHECKING:
         OUTPUT_SHAPE,
         PARAMETER_GRADIENT,
         PARAMETERS,
+        ZERO_GRAD,
         assert_gradients,
         check,
+        default_tolerances,
     )
     from gradcheck.inputs import default_shape, make_input, make_target
     from gradcheck.report import CheckResult, GradcheckError, Report, TensorResult
@@ -54,6 +56,7 @@ __all__ = [
     "OUTPUT_SHAPE",
     "PARAMETERS",
     "PARAMETER_GRADIENT",
+    "ZERO_GRAD",
     "CheckResult",
     "GradcheckError",
     "Report",
@@ -61,6 +64,7 @@ __all__ = [
     "assert_gradients",
     "check",
     "default_shape",
+    "default_tolerances",
     "is_loss",
     "make_input",
     "make_target",

@@ -1,41 +1,137 @@
 """Reach any module through one interface: forward, backward, parameters with their gradients.
 
-Recognised, in this order:
+What the checker understands with no adapter (the README shows this table):
 
-1. ``torch.nn.Module``: run through autograd, as a reference (autograd is used here, in the
-   checker, never inside nnlite).
-2. The course protocol: ``forward(*inputs)``, ``backward(*grad_output)`` returning the input
-   gradient and ADDING into the parameter gradients, and the parameters from the first of
-   ``named_param()`` (name, tensor, gradient triples), ``param()``, ``param`` (a property or
-   attribute), ``parameters()``, ``params()``. Each item may be a ``(tensor, gradient)`` pair
-   (tuple or list), a ``(name, tensor, gradient)`` triple, or a Parameter-like object with
-   ``.data`` (a tensor) and ``.grad`` (a tensor or ``None``); a generator works too.
+========================  ===================================================================
+what                      forms recognised
+========================  ===================================================================
+the parameters            the first of ``named_param()``, ``param()``, ``param`` (a property
+                          or attribute), ``parameters()``, ``params()``, ``params``; a list,
+                          tuple, generator or dict; nothing at all for a parameterless layer
+one parameter             a ``(tensor, gradient)`` pair; a ``(name, tensor, gradient)``
+                          triple; a flat list ``[w, dw, b, db]``; one tuple per layer
+                          ``(w, b, dw, db)`` or ``(w, dw, b, db)``; an object with ``.data``
+                          or ``.value`` and ``.grad``; a tensor alone, its gradient in
+                          ``.grad`` or in an attribute named after it (``weight_grad``,
+                          ``grad_weight``, ``dw`` for ``w``, ``dl_dw``, ``dW``, ...)
+no ``param()`` at all     tensors named like parameters (``weight``, ``w``, ``bias``, ...)
+                          with a gradient attribute named after them
+the output                what forward returns; when it returns ``None``, the tensor it
+                          stored (``self.output``, ``self.out``, ...)
+the input gradient        what backward returns; a container returning ``None`` has its
+                          parameter gradients checked and a note says the input's was not
+a loss                    ``forward(prediction, target)`` and a ``backward`` that needs no
+                          argument, whatever the class is called (or a name ending in
+                          ``Loss``); ``forward(target, prediction)`` when its parameter names
+                          say so, or with ``target_first=True``; a value returned as a Python
+                          or numpy float
+``torch.nn.Module``       run through autograd, as a reference
+========================  ===================================================================
 
-A loss is the same protocol with ``forward(prediction, target)`` returning a scalar and
-``backward()`` taking no gradient (see :func:`is_loss`).
-
-Anything else needs a small adapter that the user writes: an object with ``forward``,
-``backward`` and ``param()`` as above that calls into their code.
+Anything else is refused with :class:`CannotAdapt`, whose message shows the adapter to write.
 """
 
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-_PARAM_SOURCES = ("named_param", "param", "parameters", "params")
+from gradcheck._params import ADAPTER, CannotAdapt, Param, converted, list_params, promote
+
+__all__ = ["Adapted", "CannotAdapt", "Param", "TorchAdapted", "adapt", "is_loss"]
+
+
+#: Names of an output kept in an attribute by a forward that returns None, most likely first.
+_OUTPUT_NAMES = ("output", "out", "y", "result", "activation", "activations", "a", "z", "h")
+#: Names under which a loss's forward takes its target; its prediction.
+_TARGET_NAMES = frozenset(
+    {
+        "target",
+        "targets",
+        "y",
+        "y_true",
+        "ytrue",
+        "label",
+        "labels",
+        "truth",
+        "gt",
+        "t",
+        "true",
+        "ground_truth",
+        "expected",
+        "y_target",
+        "clean",
+        "reference",
+    }
+)
+_PREDICTION_NAMES = frozenset(
+    {
+        "prediction",
+        "predictions",
+        "pred",
+        "preds",
+        "predicted",
+        "output",
+        "outputs",
+        "input",
+        "inputs",
+        "x",
+        "y_pred",
+        "ypred",
+        "yhat",
+        "y_hat",
+        "logits",
+        "scores",
+        "estimate",
+        "z",
+    }
+)
+
+
+#: Attribute names that hold a parameter when a module has no ``param()`` at all.
+def _signature(function: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+def _required_positional(function: Any) -> list[str] | None:
+    """The names of the required positional parameters, None when ``*args`` takes any."""
+    signature = _signature(function)
+    if signature is None:
+        return None
+    names = []
+    for p in signature.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            names.append(p.name)
+    return names
+
+
+def _needs_no_argument(function: Any) -> bool:
+    signature = _signature(function)
+    if signature is None:
+        return False
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in signature.parameters.values()
+    )
 
 
 def is_loss(module: Any) -> bool:
     """Return whether ``module`` is a loss: ``forward(prediction, target)``, ``backward()``.
 
     A ``torch.nn`` loss (``torch.nn.modules.loss._Loss``) is a loss; so is any module whose class
-    (or a base class) is named ``...Loss``, and any whose ``backward`` takes no argument.
+    (or a base class) is named ``...Loss``, any whose ``backward`` takes no argument at all, and
+    any whose forward takes exactly two required arguments while its backward needs none
+    (``backward(self, *gradwrtoutput)``, the course template).
 
     Args:
         module: the module to classify.
@@ -47,90 +143,142 @@ def is_loss(module: Any) -> bool:
     backward = getattr(module, "backward", None)
     if backward is None:
         return False
-    try:
-        signature = inspect.signature(backward)
-    except (TypeError, ValueError):
+    signature = _signature(backward)
+    if signature is None:
         return False
-    for p in signature.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            return False
-    return True
+    if not signature.parameters:
+        return True
+    forward = _required_positional(getattr(module, "forward", None))
+    return forward is not None and len(forward) == 2 and _needs_no_argument(backward)
 
 
-@dataclass
-class Param:
-    """One parameter as the checker sees it.
-
-    Attributes:
-        name: a name from the module (``weight``, ``0.bias``) or the index in its list.
-        tensor: the tensor whose storage the module reads (promoted and perturbed in place).
-        read_grad: returns the gradient tensor now held for it (``None`` if none yet).
-        holder: the Parameter-like object holding ``.data`` and ``.grad``, or ``None``.
-    """
-
-    name: str
-    tensor: Tensor
-    read_grad: Callable[[], Tensor | None]
-    holder: Any = None
+def _is_target_first(module: Any) -> bool:
+    """Whether a loss's forward names its target first: ``forward(self, target, prediction)``."""
+    names = _required_positional(getattr(module, "forward", None))
+    if not names or len(names) != 2:
+        return False
+    first, second = (n.lower() for n in names)
+    return first in _TARGET_NAMES and second in _PREDICTION_NAMES and second not in _TARGET_NAMES
 
 
 class Adapted:
     """A module reached through the course protocol (see the module docstring)."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(
+        self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
+    ) -> None:
         for method in ("forward", "backward"):
             if not callable(getattr(module, method, None)):
-                raise TypeError(
+                raise CannotAdapt(
                     f"{_describe(module)} has no {method}() method; gradcheck needs "
-                    "forward(*inputs) "
-                    "and backward(*grad_output) (the course protocol), a torch.nn.Module, or a "
-                    "small adapter object providing forward, backward and param()"
+                    "forward(*inputs) and backward(*grad_output) (the course protocol), a "
+                    f"torch.nn.Module, or an adapter: {ADAPTER}"
                 )
         self.module = module
         self.is_loss = is_loss(module)
+        self.batch_dim = batch_dim
+        self.target_first = (
+            bool(target_first)
+            if target_first is not None
+            else (self.is_loss and _is_target_first(module))
+        )
+        #: What the adapter worked out about the module, for the report.
+        self.notes: list[str] = []
+        if self.is_loss and self.target_first and target_first is None:
+            self.notes.append(
+                "forward's parameters name the target first: it was called as "
+                "forward(target, prediction)"
+            )
         self._names: dict[int, str] = {}
+        self._output_attr: str | None = None
+
+    # -- forward and backward ------------------------------------------------------------------
 
     def forward(self, *args: Any) -> Any:
-        return self.module.forward(*args)
+        if self.target_first and len(args) == 2:
+            args = (args[1], args[0])
+        if self._output_attr is not None:
+            self.module.forward(*args)
+            return getattr(self.module, self._output_attr, None)
+        before = _tensor_attributes(self.module)
+        out = self.module.forward(*args)
+        if out is None:
+            return self._stored_output(before)
+        if self.is_loss and isinstance(out, numbers.Real) and not isinstance(out, bool):
+            note = f"the loss returned a {type(out).__name__}; it was read as a 0-dim tensor"
+            if note not in self.notes:
+                self.notes.append(note)
+            return torch.tensor(float(out), dtype=torch.get_default_dtype())
+        if self.is_loss and type(out).__module__ == "numpy" and getattr(out, "shape", None) == ():
+            return torch.tensor(float(out), dtype=torch.get_default_dtype())
+        return out
+
+    def _stored_output(self, before: dict[str, int]) -> Tensor | None:
+        """The tensor a forward that returned None stored: a new one, by the likeliest name."""
+        after = _tensor_attributes(self.module)
+        fresh = [name for name, key in after.items() if before.get(name) != key]
+        if not fresh:
+            return None
+        ranked = sorted(
+            fresh,
+            key=lambda n: (
+                _OUTPUT_NAMES.index(n.lstrip("_").lower())
+                if n.lstrip("_").lower() in _OUTPUT_NAMES
+                else len(_OUTPUT_NAMES)
+            ),
+        )
+        if len(fresh) > 1 and ranked[0].lstrip("_").lower() not in _OUTPUT_NAMES:
+            return None
+        self._output_attr = ranked[0]
+        self.notes.append(
+            f"forward returned None; its output was read from self.{ranked[0]}, the tensor it "
+            "stored (return it to make the module usable in a Sequential)"
+        )
+        return getattr(self.module, ranked[0])
 
     def backward(self, grad: Tensor | None) -> Any:
         if self.is_loss:
             return self.module.backward()
         return self.module.backward(grad)
 
+    # -- parameters ----------------------------------------------------------------------------
+
     def params(self) -> list[Param]:
         """Return the parameters, fetched afresh (a module may rebind its gradient tensors)."""
-        items = _param_items(self.module)
-        params: list[Param] = []
-        seen: set[int] = set()
-        for index, item in enumerate(items):
-            param = _to_param(self.module, index, item, self._names)
-            if id(param.tensor) not in seen:
-                seen.add(id(param.tensor))
-                params.append(param)
-        return params
+        return list_params(self.module, self._names)
 
     def train(self, mode: bool) -> None:
-        if callable(getattr(self.module, "train", None)):
-            self.module.train(mode)
+        train = getattr(self.module, "train", None)
+        evaluate = getattr(self.module, "eval", None)
+        if callable(train) and _signature(train) is not None and _signature(train).parameters:
+            train(mode)
+        elif mode and callable(train):
+            train()
+        elif not mode and callable(evaluate):
+            evaluate()
         else:
             self.module.training = mode
 
     @property
     def training(self) -> bool | None:
-        return getattr(self.module, "training", None)
+        value = getattr(self.module, "training", None)
+        return value if isinstance(value, bool) else None
 
-    def promote(self) -> Callable[[], None]:
-        """Promote parameters and gradients to float64 in place; return the undo function."""
-        return _promote_params(self.params())
+    def promote(self, dtype: torch.dtype = torch.float64) -> Callable[[], None]:
+        """Convert parameters, gradients and every floating tensor the module holds to ``dtype``
+        in place (same objects, new storage); return the function that undoes it."""
+        return promote(self.module, self.params(), dtype)
 
 
 class TorchAdapted(Adapted):
     """A ``torch.nn.Module`` run through autograd, as a reference implementation."""
 
-    def __init__(self, module: torch.nn.Module) -> None:
+    def __init__(self, module: torch.nn.Module, *, batch_dim: int = 0) -> None:
         self.module = module
         self.is_loss = is_loss(module)
+        self.batch_dim = batch_dim
+        self.target_first = False
+        self.notes = []
         self._graph: tuple[Tensor, list[Tensor]] | None = None
 
     def forward(self, *args: Any) -> Any:
@@ -170,20 +318,20 @@ class TorchAdapted(Adapted):
 
     def params(self) -> list[Param]:
         return [
-            Param(name, p, (lambda p=p: p.grad), holder=None)
+            Param(name, p, (lambda p=p: p.grad), holder=p, kind="holder")
             for name, p in self.module.named_parameters()
         ]
 
-    def promote(self) -> Callable[[], None]:
+    def promote(self, dtype: torch.dtype = torch.float64) -> Callable[[], None]:
         saved = []
         for p in self.module.parameters():
             saved.append((p, p.data, p.grad))
             p.grad = None
-            p.data = _float64_copy(p.data)
+            p.data = converted(p.data, dtype)
         for b in self.module.buffers():
             saved.append((b, b.data, None))
             if b.is_floating_point():
-                b.data = _float64_copy(b.data)
+                b.data = converted(b.data, dtype)
 
         def undo() -> None:
             for t, data, grad in saved:
@@ -194,127 +342,24 @@ class TorchAdapted(Adapted):
         return undo
 
 
-def adapt(module: Any) -> Adapted:
-    """Return ``module`` behind the checker's interface (see the module docstring)."""
+def adapt(module: Any, *, batch_dim: int = 0, target_first: bool | None = None) -> Adapted:
+    """Return ``module`` behind the checker's interface (see the module docstring).
+
+    Raises:
+        CannotAdapt: the module has no forward or backward.
+    """
     if isinstance(module, Adapted):
         return module
     if isinstance(module, torch.nn.Module):
-        return TorchAdapted(module)
-    return Adapted(module)
+        return TorchAdapted(module, batch_dim=batch_dim)
+    return Adapted(module, batch_dim=batch_dim, target_first=target_first)
 
 
 def _describe(module: Any) -> str:
     return type(module).__name__
 
 
-def _param_items(module: Any) -> list[Any]:
-    for source in _PARAM_SOURCES:
-        if not hasattr(type(module), source) and source not in getattr(module, "__dict__", {}):
-            continue
-        value = getattr(module, source)
-        if callable(value) and not isinstance(value, list | tuple):
-            value = value()
-        if value is None:
-            continue
-        items = list(value)
-        if source == "named_param":
-            return [tuple(item) for item in items]
-        return items
-    return []
-
-
-def _to_param(module: Any, index: int, item: Any, names: dict[int, str]) -> Param:
-    def name_of(*objects: Any) -> str:
-        key = id(objects[0])
-        if key not in names:
-            found = (_find_name(module, o) for o in objects)
-            names[key] = next((n for n in found if n), str(index))
-        return names[key]
-
-    if isinstance(item, tuple | list):
-        if len(item) == 3 and isinstance(item[0], str):
-            name, tensor, grad = item
-            return _pair_param(name, tensor, grad)
-        if len(item) == 2:
-            tensor, grad = item
-            return _pair_param(name_of(tensor), tensor, grad)
-        raise TypeError(
-            f"{_describe(module)}: parameter item {index} is a {type(item).__name__} of length "
-            f"{len(item)}; expected a (tensor, gradient) pair, a (name, tensor, gradient) triple "
-            "or an object with .data and .grad"
-        )
-    if isinstance(item, Tensor):
-        return Param(name_of(item), item, lambda: item.grad, None)
-    data = getattr(item, "data", None)
-    if isinstance(data, Tensor) and hasattr(item, "grad"):
-        return Param(name_of(item, data), data, lambda: item.grad, holder=item)
-    raise TypeError(
-        f"{_describe(module)}: parameter item {index} is a {type(item).__name__}; expected a "
-        "(tensor, gradient) pair, a (name, tensor, gradient) triple or an object with .data and "
-        ".grad"
-    )
-
-
-def _pair_param(name: str, tensor: Any, grad: Any) -> Param:
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"parameter {name!r} is a {type(tensor).__name__}, not a tensor")
-    return Param(name, tensor, lambda: grad, None)
-
-
-def _find_name(module: Any, target: Any, depth: int = 4) -> str | None:
-    """Return the attribute path under ``module`` holding ``target``, e.g. ``layers.0.weight``."""
-    seen: set[int] = set()
-
-    def walk(obj: Any, prefix: str, level: int) -> str | None:
-        if id(obj) in seen or level > depth:
-            return None
-        seen.add(id(obj))
-        if isinstance(obj, dict):
-            children = [(str(k), v) for k, v in obj.items()]
-        elif isinstance(obj, list | tuple):
-            children = [(str(i), v) for i, v in enumerate(obj)]
-        elif hasattr(obj, "__dict__") and not isinstance(obj, Tensor | type):
-            children = [(k, v) for k, v in vars(obj).items() if not k.startswith("__")]
-        else:
-            return None
-        for key, value in children:
-            if value is target:
-                return prefix + key.lstrip("_")
-        for key, value in children:
-            if isinstance(value, Tensor) or value is None:
-                continue
-            found = walk(value, prefix + key.lstrip("_") + ".", level + 1)
-            if found:
-                return found
-        return None
-
-    return walk(module, "", 0)
-
-
-def _float64_copy(t: Tensor) -> Tensor:
-    return torch.empty(t.shape, dtype=torch.float64).copy_(t.detach())
-
-
-def _promote_params(params: list[Param]) -> Callable[[], None]:
-    """Swap every parameter's (and gradient's) storage for a float64 copy, keeping the objects."""
-    saved: list[tuple[Any, ...]] = []
-    for p in params:
-        saved.append(("data", p.tensor, p.tensor.data))
-        p.tensor.data = _float64_copy(p.tensor.data)
-        grad = p.read_grad()
-        if p.holder is not None:
-            saved.append(("attr", p.holder, grad))
-            if isinstance(grad, Tensor):
-                p.holder.grad = _float64_copy(grad)
-        elif isinstance(grad, Tensor):
-            saved.append(("data", grad, grad.data))
-            grad.data = _float64_copy(grad.data)
-
-    def undo() -> None:
-        for kind, obj, value in reversed(saved):
-            if kind == "data":
-                obj.data = value
-            else:
-                obj.grad = value
-
-    return undo
+def _tensor_attributes(module: Any) -> dict[str, int]:
+    """The module's own tensor attributes, as ``name -> id``: what forward rebinds shows."""
+    values = getattr(module, "__dict__", {})
+    return {k: id(v) for k, v in values.items() if isinstance(v, Tensor)}

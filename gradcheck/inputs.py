@@ -27,6 +27,28 @@ DEFAULT_RANGE = (-2.0, 2.0)
 KINK_MARGIN = 0.05
 
 _TARGET_KINDS = ("like", "class", "onehot", "prob")
+#: Batch and spatial size of default NCHW inputs (modules with ``in_channels``): batch 2 shows a
+#: gradient that is only right for one sample; 6 x 6 keeps a full Jacobian small.
+IMAGE_BATCH, IMAGE_SIZE = 2, 6
+#: Attribute spellings of a layer's input size, and of its input channels.
+_FEATURE_NAMES = (
+    "in_features",
+    "in_dim",
+    "input_dim",
+    "input_size",
+    "n_in",
+    "nb_in",
+    "dim_in",
+    "fan_in",
+    "in_size",
+    "num_inputs",
+    "n_inputs",
+    "input_features",
+    "in_feature",
+    "nin",
+    "d_in",
+)
+_CHANNEL_NAMES = ("in_channels", "in_channel", "in_ch", "input_channels", "c_in", "channels_in")
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -136,36 +158,50 @@ def loss_defaults(module: Any) -> tuple[str, tuple[float, float] | None]:
     return "like", None
 
 
-def default_shape(module: Any) -> tuple[int, int]:
-    """Return a default input shape ``(DEFAULT_BATCH, features)`` for ``module``.
+def default_shape(module: Any, *, batch_dim: int = 0) -> tuple[int, ...]:
+    """Return a default input shape for ``module``.
 
-    ``features`` is the ``in_features`` of the module or of the first module inside it that has
-    one (a Sequential of Linear layers), else :data:`DEFAULT_FEATURES`.
+    A module with ``in_channels`` (or a container whose first such layer has them) gets an
+    NCHW image batch ``(2, C, 6, 6)``; any other ``(DEFAULT_BATCH, features)``, with
+    ``features`` the ``in_features`` (or a spelling of it: ``in_dim``, ``n_in``, ...) of the
+    module or of the first module inside it that has one, else :data:`DEFAULT_FEATURES`.
+    ``batch_dim=1`` swaps the two: ``(features, DEFAULT_BATCH)``.
     """
+    channels = _in_features(module, depth=3, names=_CHANNEL_NAMES)
+    if channels is not None and batch_dim == 0:
+        return (IMAGE_BATCH, channels, IMAGE_SIZE, IMAGE_SIZE)
     features = _in_features(module, depth=3)
-    return DEFAULT_BATCH, features if features is not None else DEFAULT_FEATURES
+    features = features if features is not None else DEFAULT_FEATURES
+    return (features, DEFAULT_BATCH) if batch_dim == 1 else (DEFAULT_BATCH, features)
 
 
-def _in_features(module: Any, depth: int) -> int | None:
-    value = getattr(module, "in_features", None)
-    if isinstance(value, int):
-        return value
+def _in_features(module: Any, depth: int, names: tuple[str, ...] = ()) -> int | None:
+    names = names or _FEATURE_NAMES
+    values = getattr(module, "__dict__", {})
+    for name in names:
+        value = values.get(
+            name, getattr(type(module), name, None) if name == "in_features" else None
+        )
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
     if depth == 0:
         return None
     children: list[Any] = []
     if callable(getattr(module, "children", None)):
         try:
             children = list(module.children())
-        except TypeError:
+        except Exception:
             children = []
     if not children:
-        for value in getattr(module, "__dict__", {}).values():
+        for value in values.values():
             if isinstance(value, list | tuple):
                 children.extend(value)
             elif hasattr(value, "forward"):
                 children.append(value)
     for child in children:
-        found = _in_features(child, depth - 1)
+        found = _in_features(child, depth - 1, names)
         if found is not None:
             return found
+        if _in_features(child, 0, _CHANNEL_NAMES if names is _FEATURE_NAMES else _FEATURE_NAMES):
+            return None  # the first layer is of the other kind
     return None

@@ -179,16 +179,29 @@ class Report:
         module: how the module prints (its ``repr``, or its class name when that fails).
         checks: one :class:`CheckResult` per check that ran, in the order they ran.
         options: the options in force (mode, tolerances, step, seed, ...).
+        notes: what the checker worked out or worked around and a reader should know, e.g.
+            "forward returned None; its output was read from self.output" or "backward
+            returned None: the input gradient was not compared". Notes never fail a check.
+        unsupported: set when the module cannot be checked at all (its parameters or outputs
+            are in a form the checker does not understand); says why and what adapter to write.
+            Such a report neither passes nor fails: :attr:`checkable` is ``False``.
     """
 
     module: str
     checks: list[CheckResult] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    unsupported: str | None = None
+
+    @property
+    def checkable(self) -> bool:
+        """Whether the checker understood the module (``unsupported`` is not set)."""
+        return self.unsupported is None
 
     @property
     def passed(self) -> bool:
         """Whether every check passed (a report with no checks did not pass)."""
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        return self.checkable and bool(self.checks) and all(c.passed for c in self.checks)
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -221,6 +234,10 @@ class Report:
 
     def __str__(self) -> str:
         failures = self.failures
+        if not self.checkable:
+            lines = [f"gradcheck {self.module}: cannot be checked: {self.unsupported}"]
+            lines += [f"  note: {note}" for note in self.notes]
+            return "\n".join(lines)
         if self.passed:
             head = f"gradcheck {self.module}: passed {len(self.checks)} checks"
         else:
@@ -241,6 +258,7 @@ class Report:
                 lines.extend("    " + line for line in check.traceback.rstrip().splitlines())
         if self.kinks_skipped:
             lines.append(f"  {self.kinks_skipped} entries skipped at kinks (not differentiable)")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,6 +267,9 @@ class Report:
         return {
             "module": self.module,
             "passed": self.passed,
+            "checkable": self.checkable,
+            "unsupported": self.unsupported,
+            "notes": list(self.notes),
             "options": {k: _jsonable_option(v) for k, v in self.options.items()},
             "kinks_skipped": self.kinks_skipped,
             "worst": worst.to_dict() if worst is not None else None,

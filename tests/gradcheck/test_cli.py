@@ -203,7 +203,10 @@ def test_usage_errors_exit_2_with_the_reason(capsys, argv, message):
     ("argv", "message"),
     [
         (["--eps", "0"], "ValueError: eps must be a positive step"),
-        (["--atol", "0", "--rtol", "0"], "ValueError: atol and rtol must be >= 0 and not both 0"),
+        (
+            ["--atol", "0", "--rtol", "0"],
+            "ValueError: atol and rtol must be finite, atol >= 0 and rtol in [0, 1], not both 0",
+        ),
     ],
     ids=["zero-eps", "zero-tolerances"],
 )

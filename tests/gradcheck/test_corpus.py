@@ -166,7 +166,6 @@ BROKEN = [
         {},
         gradcheck.OUTPUT_SHAPE,
     ),
-    ("output_cast_to_float32", broken.TanhCastsToFloat32, (), {}, gradcheck.OUTPUT_SHAPE),
     (
         "ignores_upstream_gradient",
         broken.TanhIgnoresUpstreamGradient,
@@ -247,6 +246,20 @@ def test_broken_module_is_flagged_by_the_right_check(factory, inputs, options, e
     report = gradcheck.check(factory(), *inputs, **options)
     failed = [c.name for c in report.failures]
     assert expected in failed, str(report)
+
+
+def test_module_casting_to_float32_cannot_be_checked_in_float64_and_the_cast_is_named():
+    report = gradcheck.check(broken.TanhCastsToFloat32())
+    assert not report.checkable and not report.passed
+    assert "casts explicitly (broken.py:" in report.unsupported
+    assert "torch.tanh(x).float()" in report.unsupported
+    assert "--dtype float32" in report.unsupported
+
+
+def test_module_casting_to_float32_passes_when_checked_in_float32():
+    report = gradcheck.check(broken.TanhCastsToFloat32(), dtype=torch.float32)
+    assert report.passed, str(report)
+    assert report.options["dtype"] == "float32"
 
 
 def test_kinks_are_counted_not_reported():

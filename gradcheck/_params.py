@@ -1,0 +1,476 @@
+"""Where a module lists its parameters, what each listed item is, and the check's dtype.
+
+The forms recognised are tabled in :mod:`gradcheck._adapt`; this file turns them into
+:class:`Param` objects (a tensor, and how to read its gradient now) and converts a module's
+tensors to the check's dtype and back.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["ADAPTER", "CannotAdapt", "Param", "children", "converted", "list_params", "promote"]
+
+_PARAM_SOURCES = ("named_param", "param", "parameters", "params")
+
+_PARAMETER_NAMES = ("weight", "weights", "w", "bias", "biases", "b", "kernel", "gamma", "beta")
+#: Short names a parameter's gradient may be written with (``dw`` for ``weight``).
+_SHORT = {"weight": ("w",), "weights": ("w",), "bias": ("b",), "biases": ("b",), "kernel": ("k",)}
+#: Gradient spellings for a parameter named ``n``, compared lower-case and without underscores.
+_GRAD_FORMS = (
+    "{}grad",
+    "grad{}",
+    "d{}",
+    "dld{}",
+    "dlossd{}",
+    "{}gradient",
+    "gradient{}",
+    "gradwrt{}",
+    "grads{}",
+    "{}grads",
+    "delta{}",
+    "g{}",
+)
+_GRAD_WORDS = re.compile(r"(^d[a-z]|grad|^delta|^dl_?d)", re.IGNORECASE)
+
+ADAPTER = """write an adapter with the course protocol that calls into your code, e.g.
+
+    class Adapter:
+        def __init__(self, layer):
+            self.layer = layer
+        def forward(self, x):
+            return self.layer.fprop(x)           # your forward
+        def backward(self, grad):
+            return self.layer.bprop(grad)        # your backward: returns d loss / d input
+        def param(self):
+            return [(self.layer.w, self.layer.dw)]   # (parameter, gradient) pairs
+
+and check Adapter(YourLayer(...))"""
+
+
+class CannotAdapt(TypeError):
+    """The module's form is not one the checker understands: it cannot be checked as it is."""
+
+
+@dataclass
+class Param:
+    """One parameter as the checker sees it.
+
+    Attributes:
+        name: a name from the module (``weight``, ``0.bias``) or the index in its list.
+        tensor: the tensor whose storage the module reads (converted and perturbed in place).
+        read_grad: returns the gradient tensor now held for it (``None`` if none yet).
+        holder: the Parameter-like object holding ``.data`` and ``.grad``, or ``None``.
+        kind: how the gradient is reached: ``"pair"`` (param() hands out the gradient tensor
+            itself, so an optimizer may hold it), ``"holder"``, ``"attribute"``, ``".grad"``.
+    """
+
+    name: str
+    tensor: Tensor
+    read_grad: Callable[[], Tensor | None]
+    holder: Any = None
+    kind: str = "pair"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters: where they are listed, and what each listed item is
+# ---------------------------------------------------------------------------------------------
+
+
+def _param_items(module: Any) -> list[Any] | None:
+    """The raw items the module lists as parameters; None when it has no way to list them."""
+    for source in _PARAM_SOURCES:
+        if not hasattr(type(module), source) and source not in getattr(module, "__dict__", {}):
+            continue
+        value = getattr(module, source)
+        if callable(value) and not isinstance(value, list | tuple | dict):
+            value = value()
+        if value is None:
+            return []
+        if isinstance(value, dict):
+            return [(str(k), v) for k, v in value.items()]
+        if isinstance(value, Tensor):
+            return [value]
+        if not isinstance(value, Iterable):
+            raise CannotAdapt(
+                f"{_describe(module)}.{source} returned a {type(value).__name__}; expected a "
+                f"list of parameters. Otherwise {ADAPTER}"
+            )
+        items = list(value)
+        if source == "named_param":
+            return [tuple(item) for item in items]
+        return items
+    return None
+
+
+def _is_tensor_pair(item: Any) -> bool:
+    return isinstance(item, tuple | list) and all(isinstance(t, Tensor) for t in item)
+
+
+def _interpret(module: Any, items: list[Any], names: dict[int, str]) -> list[Param]:
+    """Turn what ``param()`` listed into parameters (see the table in the module docstring)."""
+    if items and all(isinstance(item, Tensor) for item in items):
+        return _tensor_list(module, items, names)
+    params: list[Param] = []
+    for index, item in enumerate(items):
+        params.extend(_item(module, index, item, names))
+    return params
+
+
+def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Param]:
+    if isinstance(item, tuple | list):
+        if not item:
+            return []
+        if len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], Tensor):
+            name, tensor, grad = item
+            return [Param(name, tensor, lambda: grad)]
+        if len(item) == 2 and isinstance(item[0], str):  # a dict's (name, value)
+            return [_named(module, item[0], item[1], names, index)]
+        if _is_tensor_pair(item):
+            return _tensor_tuple(module, list(item), names, index)
+        if all(_holder_tensor(x) is not None for x in item):
+            return [_holder(module, x, names, f"{index}.{i}") for i, x in enumerate(item)]
+        raise _unknown_item(module, index, item)
+    if isinstance(item, Tensor):
+        return _tensor_list(module, [item], names)
+    if _holder_tensor(item) is not None:
+        return [_holder(module, item, names, str(index))]
+    raise _unknown_item(module, index, item)
+
+
+def _named(module: Any, name: str, value: Any, names: dict[int, str], index: int) -> Param:
+    if isinstance(value, Tensor):
+        names.setdefault(id(value), name)
+        return _tensor_list(module, [value], names)[0]
+    if _holder_tensor(value) is not None:
+        names.setdefault(id(value), name)
+        return _holder(module, value, names, name)
+    if _is_tensor_pair(value) and len(value) == 2:
+        tensor, grad = value
+        return Param(name, tensor, lambda: grad)
+    raise _unknown_item(module, index, value)
+
+
+def _unknown_item(module: Any, index: int, item: Any) -> CannotAdapt:
+    if isinstance(item, tuple | list):
+        what = f"a {type(item).__name__} of length {len(item)} holding " + ", ".join(
+            type(x).__name__ for x in item
+        )
+    else:
+        what = f"a {type(item).__name__}"
+    return CannotAdapt(
+        f"{_describe(module)}: parameter item {index} is {what}; gradcheck understands "
+        "(tensor, gradient) pairs, (name, tensor, gradient) triples, flat [w, dw, b, db] lists, "
+        "(w, b, dw, db) tuples, objects with .data or .value and .grad, and tensors whose "
+        f"gradient is in .grad or an attribute named after them. Otherwise {ADAPTER}"
+    )
+
+
+def _holder_tensor(item: Any) -> Tensor | None:
+    """The tensor of a Parameter-like object (``.data`` or ``.value``, and a ``.grad``)."""
+    if isinstance(item, Tensor) or not hasattr(item, "grad"):
+        return None
+    for attr in ("data", "value"):
+        value = getattr(item, attr, None)
+        if isinstance(value, Tensor):
+            return value
+    return None
+
+
+def _holder(module: Any, item: Any, names: dict[int, str], fallback: str) -> Param:
+    tensor = _holder_tensor(item)
+    assert tensor is not None
+    key = id(item)
+    if key not in names:
+        names[key] = _find_name(module, item) or _find_name(module, tensor) or fallback
+    return Param(names[key], tensor, lambda: item.grad, holder=item, kind="holder")
+
+
+def _name_of(module: Any, tensor: Tensor, names: dict[int, str], fallback: str) -> str:
+    key = id(tensor)
+    if key not in names:
+        names[key] = _find_name(module, tensor) or fallback
+    return names[key]
+
+
+def _looks_like_grad(module: Any, tensor: Tensor, names: dict[int, str]) -> bool:
+    name = _name_of(module, tensor, names, "")
+    return bool(name) and bool(_GRAD_WORDS.search(name.rsplit(".", 1)[-1]))
+
+
+def _tensor_tuple(
+    module: Any, item: list[Tensor], names: dict[int, str], index: int
+) -> list[Param]:
+    """One tuple of tensors: ``(w, dw)``, ``(w, b, dw, db)``, ``(w, dw, b, db)``, or ``(w, b)``
+    with the gradients elsewhere."""
+    n = len(item)
+    grads = [_looks_like_grad(module, t, names) for t in item]
+    halves = n % 2 == 0 and all(item[i].shape == item[i + n // 2].shape for i in range(n // 2))
+    interleaved = n % 2 == 0 and all(item[i].shape == item[i + 1].shape for i in range(0, n, 2))
+    if any(grads):
+        if halves and grads == [False] * (n // 2) + [True] * (n // 2):
+            interleaved = False
+        elif interleaved and grads == [False, True] * (n // 2):
+            halves = False
+        elif not any(grads[: n // 2]) and halves:
+            interleaved = False
+    if interleaved:
+        pairs = [(item[i], item[i + 1]) for i in range(0, n, 2)]
+    elif halves:
+        pairs = [(item[i], item[i + n // 2]) for i in range(n // 2)]
+    else:
+        return _tensor_list(module, item, names)
+    return [
+        Param(_name_of(module, t, names, f"{index}.{k}"), t, (lambda g=g: g))
+        for k, (t, g) in enumerate(pairs)
+    ]
+
+
+def _tensor_list(module: Any, items: list[Tensor], names: dict[int, str]) -> list[Param]:
+    """A list of tensors alone: ``[w, dw, b, db]`` when they pair up by shape (and the names do
+    not say otherwise), else parameters whose gradient is an attribute named after them or
+    their ``.grad``."""
+    n = len(items)
+    located = [_locate(module, t) for t in items]
+    attribute_grads = [
+        loc is not None and _grad_attribute(loc[0], loc[1], t) is not None
+        for t, loc in zip(items, located, strict=True)
+    ]
+    pairs = (
+        n >= 2 and n % 2 == 0 and all(items[i].shape == items[i + 1].shape for i in range(0, n, 2))
+    )
+    if pairs and not all(attribute_grads):
+        grads = [_looks_like_grad(module, t, names) for t in items]
+        if not any(grads[0::2]):
+            return [
+                Param(
+                    _name_of(module, items[i], names, str(i // 2)),
+                    items[i],
+                    (lambda g=items[i + 1]: g),
+                )
+                for i in range(0, n, 2)
+            ]
+    params = []
+    for i, (t, loc) in enumerate(zip(items, located, strict=True)):
+        name = _name_of(module, t, names, str(i))
+        if loc is not None and attribute_grads[i]:
+            owner, attr = loc
+            params.append(
+                Param(
+                    name,
+                    t,
+                    (lambda o=owner, a=attr, t=t: _grad_attribute(o, a, t)),
+                    kind="attribute",
+                )
+            )
+        elif loc is not None:
+            owner, attr = loc
+            # Not there yet, perhaps: backward may create it. Look again each time.
+            params.append(
+                Param(
+                    name,
+                    t,
+                    (
+                        lambda o=owner, a=attr, t=t: (
+                            _grad_attribute(o, a, t)
+                            if _grad_attribute(o, a, t) is not None
+                            else t.grad
+                        )
+                    ),
+                    kind="attribute",
+                )
+            )
+        else:
+            params.append(Param(name, t, (lambda t=t: t.grad), kind=".grad"))
+    return params
+
+
+def _named_parameters(module: Any) -> list[Param]:
+    """A module with no ``param()``: tensors named like parameters with a gradient attribute."""
+    params = []
+    for attr in _PARAMETER_NAMES:
+        for name in (attr, "_" + attr, attr.upper(), attr.capitalize()):
+            value = getattr(module, "__dict__", {}).get(name)
+            if isinstance(value, Tensor) and value.is_floating_point():
+                grad = _grad_attribute(module, name, value)
+                if grad is not None:
+                    params.append(
+                        Param(
+                            name,
+                            value,
+                            (lambda o=module, a=name, t=value: _grad_attribute(o, a, t)),
+                            kind="attribute",
+                        )
+                    )
+                break
+    return params
+
+
+def _normal(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _grad_attribute(owner: Any, attr: str, tensor: Tensor) -> Tensor | None:
+    """The gradient kept beside ``owner.attr``: an attribute named after it, of its shape."""
+    values = getattr(owner, "__dict__", None)
+    if not isinstance(values, dict):
+        return None
+    by_name = {_normal(k): v for k, v in values.items() if isinstance(v, Tensor)}
+    base = attr.lstrip("_")
+    bases = [base, *_SHORT.get(base.lower(), ())]
+    for b in bases:
+        for form in _GRAD_FORMS:
+            value = by_name.get(_normal(form.format(b)))
+            if value is not None and value is not tensor and value.shape == tensor.shape:
+                return value
+    return None
+
+
+def _locate(module: Any, target: Any, depth: int = 4) -> tuple[Any, str] | None:
+    """The object and attribute name under ``module`` that hold ``target``."""
+    seen: set[int] = set()
+
+    def walk(obj: Any, level: int) -> tuple[Any, str] | None:
+        if id(obj) in seen or level > depth:
+            return None
+        seen.add(id(obj))
+        items = children(obj)
+        for key, value in items:
+            if value is target and hasattr(obj, "__dict__") and not isinstance(obj, dict):
+                return obj, key
+        for _, value in items:
+            if isinstance(value, Tensor) or value is None:
+                continue
+            found = walk(value, level + 1)
+            if found:
+                return found
+        return None
+
+    return walk(module, 0)
+
+
+def children(obj: Any) -> list[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        return [(str(k), v) for k, v in obj.items()]
+    if isinstance(obj, list | tuple):
+        return [(str(i), v) for i, v in enumerate(obj)]
+    if hasattr(obj, "__dict__") and not isinstance(obj, Tensor | type):
+        return [(k, v) for k, v in vars(obj).items() if not k.startswith("__")]
+    return []
+
+
+def _find_name(module: Any, target: Any, depth: int = 4) -> str | None:
+    """Return the attribute path under ``module`` holding ``target``, e.g. ``layers.0.weight``."""
+    seen: set[int] = set()
+
+    def walk(obj: Any, prefix: str, level: int) -> str | None:
+        if id(obj) in seen or level > depth:
+            return None
+        seen.add(id(obj))
+        items = children(obj)
+        for key, value in items:
+            if value is target:
+                return prefix + key.lstrip("_")
+        for key, value in items:
+            if isinstance(value, Tensor) or value is None:
+                continue
+            found = walk(value, prefix + key.lstrip("_") + ".", level + 1)
+            if found:
+                return found
+        return None
+
+    return walk(module, "", 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversion to the check's dtype, and back
+# ---------------------------------------------------------------------------------------------
+
+
+def converted(t: Tensor, dtype: torch.dtype) -> Tensor:
+    return torch.empty(t.shape, dtype=dtype, device=t.device).copy_(t.detach())
+
+
+def _held_tensors(module: Any, depth: int = 4) -> list[Tensor]:
+    """Every floating tensor the module holds in its attributes, lists and dicts (and theirs)."""
+    found: dict[int, Tensor] = {}
+    seen: set[int] = set()
+
+    def walk(obj: Any, level: int) -> None:
+        if id(obj) in seen or level > depth:
+            return
+        seen.add(id(obj))
+        for _, value in children(obj):
+            if isinstance(value, Tensor):
+                if value.is_floating_point() and value.layout == torch.strided:
+                    found.setdefault(id(value), value)
+            elif value is not None and not isinstance(value, str | bytes | numbers.Number):
+                walk(value, level + 1)
+
+    walk(module, 0)
+    return list(found.values())
+
+
+def promote(module: Any, params: list[Param], dtype: torch.dtype) -> Callable[[], None]:
+    """Swap the storage of parameters, gradients and held tensors for ``dtype`` copies, keeping
+    the Python objects; return the undo function."""
+    saved: list[tuple[Any, ...]] = []
+    done: set[int] = set()
+
+    def convert(t: Tensor) -> None:
+        if id(t) in done or not t.is_floating_point():
+            return
+        done.add(id(t))
+        saved.append(("data", t, t.data))
+        if t.dtype != dtype:
+            t.data = converted(t.data, dtype)
+
+    for p in params:
+        convert(p.tensor)
+        grad = p.read_grad()
+        if p.holder is not None and isinstance(grad, Tensor):
+            saved.append(("attr", p.holder, grad))
+            p.holder.grad = converted(grad, dtype)
+            done.add(id(grad))
+        elif isinstance(grad, Tensor):
+            convert(grad)
+    for t in _held_tensors(module):
+        convert(t)
+
+    def undo() -> None:
+        for kind, obj, value in reversed(saved):
+            if kind == "data":
+                obj.data = value
+            else:
+                obj.grad = value
+
+    return undo
+
+
+def list_params(module: Any, names: dict[int, str]) -> list[Param]:
+    """The module's parameters, each once, read afresh (a module may rebind its gradients).
+
+    Args:
+        module: the module.
+        names: a cache of the names found for tensors and holders, kept across calls.
+    """
+    found = _param_items(module)
+    params = _named_parameters(module) if found is None else _interpret(module, found, names)
+    unique: list[Param] = []
+    seen: set[int] = set()
+    for param in params:
+        if id(param.tensor) not in seen:
+            seen.add(id(param.tensor))
+            unique.append(param)
+    return unique
+
+
+def _describe(module: Any) -> str:
+    return type(module).__name__

@@ -1,0 +1,443 @@
+"""The behaviour checks: what a backward must do besides being the right derivative.
+
+Each function takes the :class:`~gradcheck.session.Session`, runs the module through it and adds
+its verdict to the report; a failure that makes the rest meaningless raises
+:class:`~gradcheck.session.ModuleFailed`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradcheck.names import (
+    ACCUMULATION,
+    BACKWARD,
+    DETERMINISM,
+    FORWARD,
+    FORWARD_DETERMINISM,
+    GRAD_OUTPUT_MUTATION,
+    GRADIENT_SHAPE,
+    INPUT_MUTATION,
+    LINEARITY,
+    OUTPUT_MUTATION,
+    OUTPUT_SHAPE,
+    PARAMETERS,
+    ZERO_GRAD,
+)
+from gradcheck.report import CheckResult
+from gradcheck.session import ModuleFailed, Session, equal, raised, shape_text
+
+__all__ = [
+    "Unsupported",
+    "check_accumulation",
+    "check_backward",
+    "check_determinism",
+    "check_forward",
+    "check_linearity",
+    "check_parameters",
+    "check_zero_grad",
+    "find_casts",
+]
+
+#: Linear combination used by the linearity check; ``A + B != 1`` so an ignored gradient shows.
+LINEAR_A, LINEAR_B = 2.0, -0.5
+#: Method names a module may zero its gradients with.
+ZERO_GRAD_NAMES = ("zero_grad", "zero_grads", "zerograd", "zero_gradient", "zero_gradients")
+#: Explicit casts that keep a module in one dtype whatever its input's.
+_CAST = re.compile(
+    r"\.(float|double|half)\(\)|dtype\s*=\s*torch\.\w+|torch\.(Float|Double|Half)Tensor"
+    r"|\.type\(\s*torch\.\w+"
+)
+
+
+class Unsupported(Exception):
+    """The module cannot be checked as it is (the report says why, and what to do)."""
+
+
+def _scaled_close(a: Tensor, b: Tensor, atol: float, rtol: float) -> Tensor:
+    """``|a - b| <= atol * scale + rtol * |b|``, where ``scale`` (at most 1) is the size of the
+    values compared: gradients of size 1e-6 are not all within an absolute 1e-5 of each other."""
+    scale = min(1.0, float(torch.maximum(a.abs().max(), b.abs().max()))) if a.numel() else 1.0
+    return (a - b).abs() <= atol * scale + rtol * b.abs()
+
+
+def check_parameters(s: Session) -> None:
+    try:
+        s.params = s.adapted.params()
+    except Exception as exc:
+        raise raised(PARAMETERS, "listing parameters", exc) from exc
+    listed = ", ".join(f"{p.name} {shape_text(p.tensor)}" for p in s.params)
+    s.add(PARAMETERS, True, listed or "no parameters")
+
+
+def find_casts(module: Any) -> list[str]:
+    """Where the module's class source casts explicitly: ``["model.py:12: x.float()"]``."""
+    found = []
+    for cls in type(module).__mro__:
+        if cls.__module__ in ("builtins", "torch.nn.modules.module"):
+            continue
+        try:
+            lines, start = inspect.getsourcelines(cls)
+            filename = inspect.getsourcefile(cls) or "?"
+        except (OSError, TypeError):
+            continue
+        short = filename.replace("\\", "/").rsplit("/", 1)[-1]
+        for offset, line in enumerate(lines):
+            code = line.split("#", 1)[0]
+            if _CAST.search(code):
+                found.append(f"{short}:{start + offset}: {code.strip()}")
+    return found[:5]
+
+
+def check_forward(s: Session) -> None:
+    out = s.forward(FORWARD)
+    if not out.is_floating_point():
+        raise ModuleFailed(
+            CheckResult(
+                FORWARD,
+                False,
+                f"forward returned a {out.dtype} tensor; gradients need a floating output",
+            )
+        )
+    if not bool(torch.isfinite(out).all()):
+        raise ModuleFailed(
+            CheckResult(
+                FORWARD,
+                False,
+                f"forward returned {int((~torch.isfinite(out)).sum())} non-finite values "
+                f"(nan or inf) of {out.numel()} at the check's inputs; pass inputs where the "
+                "function is defined (e.g. input_range=(0.05, 0.95) for a log)",
+            )
+        )
+    dtype = s.options.dtype
+    if out.dtype != dtype:
+        casts = find_casts(s.adapted.module)
+        where = f" ({'; '.join(casts)})" if casts else ""
+        other = str(out.dtype).removeprefix("torch.")
+        raise Unsupported(
+            f"forward returned {out.dtype} for {dtype} inputs and parameters: it casts "
+            f"explicitly{where}. Tensors made without a dtype (torch.zeros, torch.empty, ...) "
+            f"follow the check's dtype, but explicit casts do not: check it in the dtype it "
+            f"computes in with --dtype {other} (library: dtype=torch.{other}), or make it use "
+            "its input's dtype (x.new_zeros(...), dtype=x.dtype)"
+        )
+    s.add(FORWARD, True, f"output {shape_text(out)} {out.dtype}")
+    s.out = out.detach().clone()
+    _check_output_shape(s, out)
+    check_input_mutation(s, "forward")
+    second = s.forward(FORWARD_DETERMINISM)
+    if equal(out, second):
+        s.add(FORWARD_DETERMINISM, True)
+        return
+    raise ModuleFailed(
+        CheckResult(
+            FORWARD_DETERMINISM,
+            False,
+            "two forwards on the same input with torch's generator seeded alike returned "
+            f"different outputs (max difference {float((s.out - second).abs().max()):.3g}); "
+            "draw randomness from torch's global generator (torch.rand, torch.bernoulli), "
+            "not from random, numpy or a private generator, and keep no state that "
+            "changes the output between calls",
+        )
+    )
+
+
+def _check_output_shape(s: Session, out: Tensor) -> None:
+    problems = []
+    first = s.args[s.perturbable[0]] if s.perturbable else None
+    batch_dim = s.adapted.batch_dim
+    if s.adapted.is_loss:
+        if out.numel() != 1:
+            problems.append(
+                f"a loss must return one value (a 0-dim tensor), got shape {shape_text(out)}"
+            )
+    elif first is not None and first.dim() >= 2:
+        if out.dim() <= batch_dim or out.shape[batch_dim] != first.shape[batch_dim]:
+            expected = ["..."] * (batch_dim + 1)
+            expected[batch_dim] = str(first.shape[batch_dim])
+            problems.append(
+                f"output shape {shape_text(out)} lost the batch dimension (dim {batch_dim}) of "
+                f"input shape {shape_text(first)}: expected ({', '.join(expected)}, ...)"
+            )
+        features = getattr(s.adapted.module, "out_features", None)
+        if isinstance(features, int) and batch_dim == 0:
+            if out.dim() == 0 or out.shape[-1] != features:
+                problems.append(
+                    f"output shape {shape_text(out)} does not end with out_features={features}"
+                )
+    s.add(OUTPUT_SHAPE, not problems, "; ".join(problems) or f"{shape_text(out)} {out.dtype}")
+
+
+def check_input_mutation(s: Session, during: str) -> None:
+    changed = [
+        i
+        for i, (a, snap) in enumerate(zip(s.args, s.snapshot, strict=True))
+        if isinstance(a, Tensor) and not equal(a, snap)
+    ]
+    previous = next((c for c in s.report.checks if c.name == INPUT_MUTATION), None)
+    if changed:
+        message = (
+            f"{during} changed its input in place (argument {', '.join(map(str, changed))}); "
+            "a module must not write into tensors it receives: compute into a new tensor "
+            "(e.g. x.clamp(min=0), not x.clamp_(min=0) or x[x < 0] = 0)"
+        )
+        for i in changed:
+            s.args[i].copy_(s.snapshot[i])
+        # From now on every forward gets fresh copies: later checks judge the gradient at the
+        # inputs the check drew, not at inputs the module has written over.
+        s.mutates = True
+        if previous is None:
+            s.add(INPUT_MUTATION, False, message)
+        elif previous.passed:
+            previous.passed, previous.message = False, message
+    elif previous is None:
+        s.add(INPUT_MUTATION, True)
+
+
+def check_backward(s: Session) -> bool:
+    """Run one backward and judge what it returned and wrote; whether gradients can be compared."""
+    s.zero_grads()
+    out = s.forward(BACKWARD)
+    out_copy = out.clone()
+    grad = s.upstream(out)
+    grad_copy = grad.clone() if grad is not None else None
+    result = s.backward(grad, BACKWARD, copy=False)
+    if all(g is None for g in result) and s.params and _returned_none(s, grad):
+        s.returns_input_gradient = False
+        s.note(
+            "backward returned None: the parameter gradients are checked, the input gradient "
+            "is not (a container's backward often returns nothing; return the gradient with "
+            "respect to the input to have it checked too)"
+        )
+    missing = [
+        n for n, g in zip(s.names(), result, strict=False) if g is None and s.returns_input_gradient
+    ]
+    if missing:
+        raise ModuleFailed(
+            CheckResult(BACKWARD, False, f"backward returned no gradient for {missing}")
+        )
+    s.add(BACKWARD, True)
+    shapes_ok = _check_gradient_shape(s, result)
+    if grad is not None:
+        unchanged = equal(grad, grad_copy)
+        s.add(
+            GRAD_OUTPUT_MUTATION,
+            unchanged,
+            ""
+            if unchanged
+            else "backward changed the upstream gradient it received, in place; the caller may "
+            "reuse it: compute into a new tensor (grad * mask, not grad.mul_(mask) or "
+            "grad[x < 0] = 0)",
+        )
+    unchanged = equal(out, out_copy)
+    s.add(
+        OUTPUT_MUTATION,
+        unchanged,
+        ""
+        if unchanged
+        else "backward changed the tensor forward returned, in place; the caller still holds it "
+        "(e.g. out.mul_(1 - out) turns the output into the derivative): use out * (1 - out)",
+    )
+    check_input_mutation(s, "backward")
+    return shapes_ok
+
+
+def _returned_none(s: Session, grad: Tensor | None) -> bool:
+    """Whether backward returns None itself (not a tuple holding None): asked once more."""
+    s.forward(BACKWARD)
+    try:
+        return s.adapted.backward(grad.clone() if grad is not None else None) is None
+    except Exception as exc:
+        raise raised(BACKWARD, "backward", exc) from exc
+
+
+def _check_gradient_shape(s: Session, inputs: list[Tensor | None]) -> bool:
+    problems = []
+    for name, g, i in zip(s.names(), inputs, s.perturbable, strict=False):
+        x = s.args[i]
+        if g is None:
+            continue
+        if g.shape != x.shape:
+            problems.append(f"{name} gradient has shape {shape_text(g)}, input has {shape_text(x)}")
+        elif g.dtype != x.dtype:
+            problems.append(f"{name} gradient is {g.dtype}, input is {x.dtype}")
+    params = s.fresh_params()
+    if params and all(p.kind == ".grad" and p.read_grad() is None for p in params):
+        listed = ", ".join(p.name for p in params)
+        raise Unsupported(
+            f"param() lists tensors only ({listed}), and after backward none has a .grad nor "
+            "an attribute named after it holding its gradient (weight_grad, grad_weight, dw "
+            "for w, ...): return (parameter, gradient) pairs from param(), or write an adapter "
+            "whose param() does"
+        )
+    for p in params:
+        g = p.read_grad()
+        if not isinstance(g, Tensor):
+            problems.append(f"parameter {p.name} has no gradient after backward")
+        elif g.shape != p.tensor.shape:
+            problems.append(
+                f"parameter {p.name} gradient has shape {shape_text(g)}, the parameter "
+                f"{shape_text(p.tensor)}"
+            )
+        elif g.dtype != p.tensor.dtype:
+            problems.append(f"parameter {p.name} gradient is {g.dtype}, it is {p.tensor.dtype}")
+    shape_problems = [p for p in problems if "shape" in p or "no gradient" in p]
+    s.add(GRADIENT_SHAPE, not problems, "; ".join(problems))
+    if shape_problems:
+        s.report.checks[-1].message += "; gradients not compared"
+    return not shape_problems
+
+
+def check_determinism(s: Session) -> None:
+    grad = s.upstream(s.out)
+    first = s.gradients(grad, DETERMINISM)
+    # A backward drawing random numbers now draws different ones.
+    s.zero_grads()
+    s.forward(DETERMINISM)
+    torch.rand(16)
+    second = s.input_grads(s.backward(grad, DETERMINISM)) + s.read_grads()
+    differ = [n for n, a, b in zip(s.names(), first, second, strict=True) if not equal(a, b)]
+    if differ:
+        s.add(
+            DETERMINISM,
+            False,
+            f"backward returned different gradients for {', '.join(differ)} on two runs "
+            "with the same input and upstream gradient; it must depend only on what "
+            "forward cached and on the upstream gradient (no random numbers, no state)",
+        )
+        return
+    # A second backward after the same forward: it works, or raises (the module frees its cache,
+    # as torch does without retain_graph), or it silently returns something else.
+    s.zero_grads()
+    try:
+        again = s.input_grads(s.backward(grad, DETERMINISM)) + s.read_grads()
+    except ModuleFailed as failure:
+        s.repeatable = False
+        s.note(
+            "a second backward after one forward failed ("
+            + failure.result.message.removeprefix("backward raised ")
+            + "): every backward below runs after a forward of its own"
+        )
+        s.add(DETERMINISM, True)
+        return
+    changed = [n for n, a, b in zip(s.names(), first, again, strict=True) if not equal(a, b)]
+    if changed:
+        s.repeatable = False
+        s.add(
+            DETERMINISM,
+            False,
+            f"a second backward after the same forward returned different gradients for "
+            f"{', '.join(changed)}: backward changes what forward cached (an in-place "
+            "operation on a cached tensor, e.g. self.mask.mul_(grad)); compute into new "
+            "tensors so that backward can run again, or raise if it cannot",
+        )
+        return
+    s.add(DETERMINISM, True)
+
+
+def check_linearity(s: Session) -> None:
+    g1, g2 = s.upstream(s.out), s.upstream(s.out)
+    r1 = s.gradients(g1, LINEARITY)
+    r2 = s.gradients(g2, LINEARITY)
+    r12 = s.gradients(LINEAR_A * g1 + LINEAR_B * g2, LINEARITY)
+    bad = []
+    for name, a, b, c in zip(s.names(), r1, r2, r12, strict=True):
+        expected = LINEAR_A * a + LINEAR_B * b
+        if not bool(_scaled_close(c, expected, s.options.atol, s.options.rtol).all()):
+            error = float((c - expected).abs().max())
+            bad.append(f"{name} (max error {error:.3g})")
+    message = ""
+    if bad:
+        message = (
+            f"backward is not linear in its upstream gradient for {', '.join(bad)}: "
+            f"backward({LINEAR_A:g} g1 + {LINEAR_B:g} g2) != {LINEAR_A:g} backward(g1) + "
+            f"{LINEAR_B:g} backward(g2); it must multiply the upstream gradient by the local "
+            "derivative (a backward that ignores the upstream gradient, or adds a constant, "
+            "fails here)"
+        )
+    s.add(LINEARITY, not bad, message)
+
+
+def check_accumulation(s: Session) -> None:
+    grad = s.upstream(s.out)
+    s.zero_grads()
+    before = [p.read_grad() for p in s.fresh_params()]
+    skip = len(s.perturbable)
+    once = s.gradients(grad, ACCUMULATION, zero=False)[skip:]
+    twice = s.gradients(grad, ACCUMULATION, zero=False)[skip:]
+    after = [p.read_grad() for p in s.fresh_params()]
+    atol, rtol = s.options.atol, s.options.rtol
+    problems = []
+    for p, g1, g2, b, a in zip(s.params, once, twice, before, after, strict=True):
+        if bool(_scaled_close(g2, 2 * g1, atol, rtol).all()):
+            continue
+        if isinstance(b, Tensor) and a is not b:
+            problems.append(
+                f"{p.name}: backward replaced the gradient tensor with a new one; "
+                "optimizers holding the pair from param() never see it: add in place "
+                "(grad += ..., not grad = ...)"
+            )
+        elif bool(_scaled_close(g2, g1, atol, rtol).all()):
+            problems.append(
+                f"{p.name}: after two backward calls the gradient equals one call's, not the "
+                "sum; backward overwrites the gradient instead of adding to it (course "
+                "contract: grad += ..., and forward must not reset it)"
+            )
+        else:
+            error = float((g2 - 2 * g1).abs().max())
+            problems.append(
+                f"{p.name}: after two backward calls the gradient is not twice one call's "
+                f"(max error {error:.3g}); backward must ADD into parameter gradients"
+            )
+    s.add(ACCUMULATION, not problems, "; ".join(problems))
+
+
+def zero_grad_method(module: Any) -> tuple[str, Any] | None:
+    """The module's own ``zero_grad`` (or a spelling of it) that takes no argument, if any."""
+    for name in ZERO_GRAD_NAMES:
+        method = getattr(module, name, None)
+        if not callable(method):
+            continue
+        try:
+            parameters = inspect.signature(method).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        if all(
+            p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            for p in parameters
+        ):
+            return name, method
+    return None
+
+
+def check_zero_grad(s: Session) -> None:
+    """After a backward, the module's ``zero_grad()`` zeroes every gradient tensor in place."""
+    found = zero_grad_method(s.adapted.module)
+    if found is None or not s.params:
+        return
+    name, method = found
+    s.gradients(s.upstream(s.out), ZERO_GRAD)
+    before = [p.read_grad() for p in s.fresh_params()]
+    try:
+        method()
+    except Exception as exc:
+        raise raised(ZERO_GRAD, f"{name}()", exc) from exc
+    after = [p.read_grad() for p in s.fresh_params()]
+    problems = []
+    for p, b, a in zip(s.params, before, after, strict=True):
+        if p.kind == "pair" and isinstance(b, Tensor) and a is not b:
+            # param() handed out the gradient tensor itself: optimizers hold that one.
+            left = "" if bool((b == 0).all()) else " and left the old one as it was"
+            problems.append(
+                f"{p.name}: {name}() bound a new gradient tensor{left}; an optimizer holding "
+                "the (parameter, gradient) pair from param() keeps the old one: zero in place "
+                "(grad.zero_(), not grad = torch.zeros(...))"
+            )
+        elif isinstance(a, Tensor) and not bool((a == 0).all()):
+            problems.append(f"{p.name}: {name}() left {int((a != 0).sum())} nonzero entries")
+    s.add(ZERO_GRAD, not problems, "; ".join(problems) or f"{name}() zeroes in place")

@@ -1,0 +1,275 @@
+"""One check of one module: the state it keeps, and every call into the module.
+
+Everything that calls the module's code goes through :class:`Session`, so that an exception
+from the module, or a result the checker cannot use, becomes a failed check attributed to the
+module (:class:`ModuleFailed`) rather than a crash of the checker.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradcheck._adapt import Adapted, Param
+from gradcheck.names import PARAMETERS
+from gradcheck.report import CheckResult, Report
+
+__all__ = [
+    "ModuleFailed",
+    "Options",
+    "Session",
+    "equal",
+    "exception_text",
+    "module_traceback",
+    "raised",
+    "shape_text",
+]
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The numerical options of one check (see :func:`gradcheck.check` for each)."""
+
+    mode: str
+    eps: float | None
+    atol: float
+    rtol: float
+    seed: int
+    max_full: int
+    projections: int
+    dtype: torch.dtype
+
+
+class ModuleFailed(Exception):
+    """A check failed inside the module (it raised or returned something unusable)."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def exception_text(exc: BaseException) -> str:
+    """``TypeName: message``, even for an exception whose ``str()`` raises."""
+    try:
+        message = str(exc)
+    except Exception:  # a user's exception class with a broken __str__
+        message = "<its message could not be printed>"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def module_traceback(exc: BaseException) -> str:
+    """Format ``exc`` with the checker's own frames left out: the module's code is what matters."""
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not str(Path(f.filename).resolve()).startswith(_PACKAGE_DIR)
+    ]
+    lines = ["Traceback (most recent call last):\n"]
+    lines += traceback.format_list(frames)
+    lines.append(exception_text(exc) + "\n")
+    return "".join(lines)
+
+
+def raised(check: str, action: str, exc: BaseException) -> ModuleFailed:
+    """The failure for "the module raised": ``check`` failed because ``action`` raised ``exc``."""
+    return ModuleFailed(
+        CheckResult(
+            check, False, f"{action} raised {exception_text(exc)}", [], module_traceback(exc)
+        )
+    )
+
+
+def shape_text(t: Tensor) -> str:
+    """A shape as Python writes a tuple: ``(4, 3)``, ``(3,)``, ``()``."""
+    return "(" + ", ".join(map(str, t.shape)) + ("," if t.dim() == 1 else "") + ")"
+
+
+def equal(a: Tensor, b: Tensor) -> bool:
+    """Exact equality that treats nan as equal to nan."""
+    return a.shape == b.shape and bool(torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)))
+
+
+class Session:
+    """One run of every check on one module, with its parameters already in the check's dtype.
+
+    Args:
+        adapted: the module behind the checker's interface.
+        args: the inputs to forward (copies owned by the session).
+        perturbable: the indices of ``args`` whose gradients are checked.
+        report: where the checks' results go.
+        options: the numerical options.
+    """
+
+    def __init__(
+        self,
+        adapted: Adapted,
+        args: list[Any],
+        perturbable: list[int],
+        report: Report,
+        options: Options,
+    ) -> None:
+        self.adapted = adapted
+        self.args = args
+        self.perturbable = perturbable
+        self.report = report
+        self.options = options
+        self.generator = torch.Generator().manual_seed(options.seed + 2)
+        self.snapshot = [a.clone() if isinstance(a, Tensor) else a for a in args]
+        self.params: list[Param] = []
+        #: The output of the first forward, at the unperturbed inputs.
+        self.out: Tensor | None = None
+        #: Whether backward may run twice after one forward (decided by the determinism check).
+        self.repeatable = True
+        #: Whether forward or backward wrote into its input: every later call gets fresh copies.
+        self.mutates = False
+        #: Whether backward returns the input gradient (a container may return None).
+        self.returns_input_gradient = True
+
+    # -- calling the module --------------------------------------------------------------------
+
+    def call_args(self) -> list[Any]:
+        """The arguments for one forward: the session's own, or copies once the module is known
+        to write into its inputs (so that a later check never sees corrupted inputs)."""
+        if not self.mutates:
+            return self.args
+        return [a.clone() if isinstance(a, Tensor) else a for a in self.args]
+
+    def forward(self, check: str) -> Tensor:
+        """Run forward with torch's generator seeded; return its output as a tensor."""
+        torch.default_generator.manual_seed(self.options.seed)
+        try:
+            out = self.adapted.forward(*self.call_args())
+        except Exception as exc:
+            raise raised(check, "forward", exc) from exc
+        if not isinstance(out, Tensor):
+            hint = " (a missing `return`?)" if out is None else ""
+            raise ModuleFailed(
+                CheckResult(
+                    check,
+                    False,
+                    f"forward returned {type(out).__name__}{hint}; it must return the output "
+                    "tensor",
+                )
+            )
+        return out
+
+    def backward(
+        self, grad: Tensor | None, check: str, *, copy: bool = True
+    ) -> list[Tensor | None]:
+        """Call backward and return the gradient of each perturbable input (None: missing).
+
+        The module gets a copy of ``grad`` unless ``copy`` is False: a module that keeps the
+        upstream gradient itself (``self.db = grad``) must not see the checker's own tensor
+        change when the checker zeroes gradients.
+        """
+        if copy and grad is not None:
+            grad = grad.clone()
+        try:
+            result = self.adapted.backward(grad)
+        except Exception as exc:
+            raise raised(check, "backward", exc) from exc
+        if result is None and not self.returns_input_gradient:
+            return [None] * len(self.perturbable)
+        if isinstance(result, Tensor):
+            grads: list[Any] = [result]
+        elif isinstance(result, tuple | list):
+            grads = list(result)
+            if len(grads) == len(self.args) and len(self.args) != len(self.perturbable):
+                grads = [grads[i] for i in self.perturbable]
+        else:
+            hint = " (a missing `return`?)" if result is None else ""
+            raise ModuleFailed(
+                CheckResult(
+                    check,
+                    False,
+                    f"backward returned {type(result).__name__}{hint}; it must return the "
+                    "gradient with respect to its input",
+                )
+            )
+        grads += [None] * (len(self.perturbable) - len(grads))
+        return [g if isinstance(g, Tensor) else None for g in grads[: len(self.perturbable)]]
+
+    def fresh_params(self) -> list[Param]:
+        """The parameters listed afresh; the same count as at the start, or a failure."""
+        try:
+            params = self.adapted.params()
+        except Exception as exc:
+            raise raised(PARAMETERS, "listing parameters", exc) from exc
+        if len(params) != len(self.params):
+            raise ModuleFailed(
+                CheckResult(
+                    PARAMETERS,
+                    False,
+                    f"the module listed {len(self.params)} parameters, then {len(params)}; "
+                    "param() must return the same parameters every time",
+                )
+            )
+        return params
+
+    def zero_grads(self) -> None:
+        for p in self.fresh_params():
+            grad = p.read_grad()
+            if isinstance(grad, Tensor):
+                grad.detach().zero_()
+
+    def read_grads(self) -> list[Tensor]:
+        """Copy every parameter gradient (zeros where the module holds none)."""
+        grads = []
+        for p in self.fresh_params():
+            grad = p.read_grad()
+            if isinstance(grad, Tensor) and grad.shape == p.tensor.shape:
+                grads.append(grad.detach().to(torch.float64).clone())
+            else:
+                grads.append(torch.zeros(p.tensor.shape, dtype=torch.float64))
+        return grads
+
+    def input_grads(self, grads: list[Tensor | None]) -> list[Tensor]:
+        """Copies of the input gradients backward returned (zeros where it returned none)."""
+        return [
+            g.detach().to(torch.float64).clone()
+            if g is not None
+            else torch.zeros(self.args[i].shape, dtype=torch.float64)
+            for g, i in zip(grads, self.perturbable, strict=True)
+        ]
+
+    def gradients(self, grad: Tensor | None, check: str, *, zero: bool = True) -> list[Tensor]:
+        """Forward, backward(grad) and return the input gradients then the parameter gradients."""
+        if zero:
+            self.zero_grads()
+        self.forward(check)
+        return self.input_grads(self.backward(grad, check)) + self.read_grads()
+
+    def upstream(self, like: Tensor) -> Tensor | None:
+        """Return a random, signed, non-uniform upstream gradient (None for a loss)."""
+        if self.adapted.is_loss:
+            return None
+        return torch.randn(like.shape, generator=self.generator, dtype=torch.float64).to(like.dtype)
+
+    # -- what is compared ----------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """The names of the compared tensors: the inputs, then the parameters."""
+        if len(self.perturbable) == 1:
+            inputs = ["input"]
+        else:
+            inputs = [f"input[{i}]" for i in self.perturbable]
+        return inputs + [p.name for p in self.params]
+
+    def tensors(self) -> list[Tensor]:
+        return [self.args[i] for i in self.perturbable] + [p.tensor for p in self.params]
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def add(self, name: str, passed: bool, message: str = "", tensors: list | None = None) -> None:
+        self.report.checks.append(CheckResult(name, passed, message, tensors or []))
+
+    def note(self, text: str) -> None:
+        if text not in self.report.notes:
+            self.report.notes.append(text)
