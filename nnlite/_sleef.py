@@ -57,6 +57,16 @@ _CLAMP = {torch.float32: 110.0, torch.float64: 1100.0}
 _CONSTANTS: dict[torch.dtype, dict[float, Tensor]] = {}
 
 
+def check_dtype(module: object, input: Tensor) -> None:
+    """Refuse, at forward, an input whose backward needs :func:`exp` in a dtype it lacks."""
+    if input.dtype not in (torch.float32, torch.float64):
+        raise TypeError(
+            f"{module!r} supports float32 and float64 inputs, got {input.dtype}: its backward "
+            f"follows torch's float32/float64 kernels; convert the input with input.float() "
+            f"and the model with model.float()"
+        )
+
+
 def _constant(value: float, dtype: torch.dtype) -> Tensor:
     """A cached 0-dim CPU tensor: ``addcmul`` takes only tensors, and building one is slow."""
     table = _CONSTANTS.setdefault(dtype, {})

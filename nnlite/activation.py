@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -11,6 +13,17 @@ from nnlite.module import Module
 
 _SLICE = 1 << 18
 """Elements per slice when ReLU masks a gradient in place (a 1 MiB mask in float32)."""
+
+
+def _check_number(owner: str, name: str, value: object, example: str) -> None:
+    """Refuse a hyper-parameter that is not a finite real number, naming it and the fix."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r}; e.g. {example}")
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{owner}: {name} must be a finite number, got {value!r} (it would turn every "
+            f"output into nan or inf); e.g. {example}"
+        )
 
 
 class _Activation(Module):
@@ -31,8 +44,10 @@ class _Activation(Module):
         self._output: Tensor | None = None
 
     def forward(self, input: Tensor) -> Tensor:
-        if not (isinstance(input, Tensor) and input.is_floating_point()):
-            self._check_input(input)  # raises
+        if not (
+            isinstance(input, Tensor) and input.is_floating_point() and not input.requires_grad
+        ):
+            input = self._check_input(input)
         if self._needs_input:
             self._input = input
         self._output = output = self._apply(input)
@@ -45,9 +60,10 @@ class _Activation(Module):
             or not isinstance(grad_output, Tensor)
             or grad_output.dtype is not output.dtype
             or grad_output.shape != output.shape
+            or grad_output.requires_grad
         ):
             output = self._saved(output)
-            self._check_grad(grad_output, output.shape, output.dtype)  # raises
+            grad_output = self._check_grad(grad_output, output.shape, output.dtype)
         return self._derivative(grad_output, self._input, output)
 
     def _forward_owned(self, input: Tensor) -> Tensor:
@@ -103,13 +119,8 @@ class ReLU(_Activation):
         # place): a bool mask makes addcmul convert it to a float temporary first, 4x slower at
         # batch 1,000 and 15x at 100,000, with one more tensor of the activation's size alive.
         zero = scalar(0.0, y)
-        try:
-            result = torch.ne(y, zero, out=torch.empty_like(y))
-            return torch.addcmul(zero, grad, result, out=result)
-        except RuntimeError:
-            # out= refuses a gradient that autograd tracks (the caller's business, not nnlite's
-            # graph): the same values without reusing memory. Anything else raises again here.
-            return torch.addcmul(zero, grad, torch.ne(y, zero).to(y.dtype))
+        result = torch.ne(y, zero, out=torch.empty_like(y))
+        return torch.addcmul(zero, grad, result, out=result)
 
     def _backward_owned(self, grad_output: Tensor) -> Tensor:
         """``backward`` computed in ``grad_output``'s memory, which the caller hands over.
@@ -122,21 +133,16 @@ class ReLU(_Activation):
         if grad_output.numel() <= _SLICE:
             return self.backward(grad_output)
         y = self._saved(self._output)
-        self._check_grad(grad_output, y.shape, y.dtype)
+        grad_output = self._check_grad(grad_output, y.shape, y.dtype)
         if not (grad_output.is_contiguous() and y.is_contiguous()):
             return self._derivative(grad_output, None, y)
         zero = scalar(0.0, y)
         flat_grad, flat_y = grad_output.view(-1), y.view(-1)
         keep = flat_y.new_empty(_SLICE)
-        try:
-            for start in range(0, flat_grad.numel(), _SLICE):
-                grad = flat_grad[start : start + _SLICE]
-                mask = torch.ne(flat_y[start : start + _SLICE], zero, out=keep[: grad.numel()])
-                torch.addcmul(zero, grad, mask, out=grad)
-        except RuntimeError:
-            # A gradient autograd tracks refuses out= before anything is written (and masking
-            # twice gives the same values): the out-of-place backward.
-            return self.backward(grad_output)
+        for start in range(0, flat_grad.numel(), _SLICE):
+            grad = flat_grad[start : start + _SLICE]
+            mask = torch.ne(flat_y[start : start + _SLICE], zero, out=keep[: grad.numel()])
+            torch.addcmul(zero, grad, mask, out=grad)
         return grad_output
 
 
@@ -161,8 +167,7 @@ class LeakyReLU(_Activation):
 
     def __init__(self, negative_slope: float = 1e-2) -> None:
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
-            raise TypeError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
+        _check_number("LeakyReLU", "negative_slope", negative_slope, "LeakyReLU(0.01)")
         self.negative_slope = negative_slope
 
     def _apply(self, x: Tensor) -> Tensor:
@@ -194,11 +199,11 @@ class ELU(_Activation):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-            raise TypeError(f"ELU: alpha must be a number, got {alpha!r}")
+        _check_number("ELU", "alpha", alpha, "ELU(alpha=1.0)")
         self.alpha = alpha
 
     def _apply(self, x: Tensor) -> Tensor:
+        _sleef.check_dtype(self, x)
         # NOTE: torch's elu kernel uses SLEEF's expm1 on its vectorised body, as torch.expm1 does,
         # but the C library's expm1 on the scalar tail of each thread's chunk (its last
         # numel % (2 * SIMD width) elements), where a rare element differs by 1 ulp.

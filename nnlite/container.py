@@ -126,6 +126,11 @@ class Sequential(Module):
 
     def append(self, module: Module) -> Sequential:
         _check_module(module, len(self._modules), self._modules)
+        if any(inner is self for inner in module.modules()):
+            raise ValueError(
+                "Sequential.append: the module is or holds this Sequential, which would then "
+                "run itself forever; append a new Sequential instead"
+            )
         self._modules.append(module)
         self._plan_reuse()
         return self
@@ -144,17 +149,30 @@ class Sequential(Module):
 
 def _check_module(module: object, index: int, before: list | tuple) -> None:
     """Refuse what cannot be a position of a Sequential, naming it and the fix."""
+    if isinstance(module, type):
+        raise TypeError(
+            f"Sequential: argument {index} is the class {module.__name__}, not a module; "
+            f"create one: {module.__name__}()"
+        )
     if not all(callable(getattr(module, m, None)) for m in ("forward", "backward")):
         raise TypeError(
             f"Sequential: argument {index} must be a module with forward and backward, "
             f"got {module!r} of type {type(module).__name__}"
         )
-    if isinstance(module, Module):
-        for first, other in enumerate(before):
-            if other is module:
-                raise ValueError(
-                    f"Sequential: argument {index} is the same {type(module).__name__} object as "
-                    f"argument {first}; a module keeps its last forward for backward, so the "
-                    f"first use would get the second's gradient. Give each position its own "
-                    f"instance, e.g. Sequential(Linear(2, 25), ReLU(), Linear(25, 2), ReLU())"
-                )
+    if not isinstance(module, Module):
+        return
+    # A module anywhere in the tree keeps its last forward for backward: used twice, the first
+    # use would get the second's gradient, whether the second is beside it or nested deeper.
+    first_use = {}
+    for position, other in enumerate(before):
+        if isinstance(other, Module):
+            first_use.update({id(inner): position for inner in other.modules()})
+    for inner in module.modules():
+        if id(inner) in first_use:
+            raise ValueError(
+                f"Sequential: argument {index} is or holds the same {type(inner).__name__} object "
+                f"as argument {first_use[id(inner)]} (or one inside it); a module keeps its last "
+                f"forward for backward, so the first use would get the second's gradient. Give "
+                f"each position its own instance, e.g. "
+                f"Sequential(Linear(2, 25), ReLU(), Linear(25, 2), ReLU())"
+            )

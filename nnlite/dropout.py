@@ -32,7 +32,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0 or p > 1:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
         self._mask: Tensor | None = None
@@ -54,7 +54,7 @@ class Dropout(Module):
 
     def backward(self, grad_output: Tensor) -> Tensor:
         output = self._saved(self._output)
-        self._check_grad(grad_output, output.shape, output.dtype)
+        grad_output = self._check_grad(grad_output, output.shape, output.dtype)
         if self._mask is None:
             return grad_output.clone()
         return grad_output * self._mask

@@ -85,11 +85,19 @@ class Linear(Module):
             and input.dtype is weight.dtype
             and input.dim() == 2
             and input.shape[1] == self.in_features
+            and not input.requires_grad
         ):
             # The common case, a (batch, in_features) input of the layer's dtype, in few calls.
             bias = self.bias
             weight_t = weight.t()
-            out = torch.mm(input, weight_t) if bias is None else torch.addmm(bias, input, weight_t)
+            try:
+                out = (
+                    torch.mm(input, weight_t)
+                    if bias is None
+                    else torch.addmm(bias, input, weight_t)
+                )
+            except RuntimeError as error:
+                raise (self._device_error(input) or error) from None
             self._input = input
             self._output_shape = (input.shape[0], self.out_features)
             return out
@@ -100,11 +108,14 @@ class Linear(Module):
                 f"{self!r} expected input with {self.in_features} features (last dim), "
                 f"got shape {tuple(shape)}"
             )
-        if x.dtype != self.weight.dtype:
+        if x.dtype != weight.dtype:
             raise TypeError(
-                f"{self!r} holds {self.weight.dtype} parameters but got {x.dtype} input; convert "
-                f"the input (x.to({self.weight.dtype})) or the layer (layer.to({x.dtype}))"
+                f"{self!r} holds {weight.dtype} parameters but got {x.dtype} input; convert "
+                f"the input (x.to({weight.dtype})) or the layer (layer.to({x.dtype}))"
             )
+        device_error = self._device_error(x)
+        if device_error is not None:
+            raise device_error
         # NOTE: torch.nn.functional.linear flattens the leading dimensions and calls addmm with
         # the transposed weight; the same call gives the same bits.
         flat = x if len(shape) == 2 else x.reshape(-1, self.in_features)
@@ -115,6 +126,16 @@ class Linear(Module):
         self._input = flat
         self._output_shape = (*shape[:-1], self.out_features)
         return out if len(shape) == 2 else out.view(self._output_shape)
+
+    def _device_error(self, input: Tensor) -> RuntimeError | None:
+        """The error to raise when ``input`` is on another device than the parameters."""
+        if input.device == self.weight.device:
+            return None
+        return RuntimeError(
+            f"{self!r} holds parameters on {self.weight.device} but got input on "
+            f"{input.device}; move the input (x.to({str(self.weight.device)!r})) or the "
+            f"model (model.to({str(input.device)!r}))"
+        )
 
     def backward(self, grad_output: Tensor, *, input_grad: bool = True) -> Tensor | None:
         """Accumulate the parameter gradients; return the gradient with respect to the input.
@@ -130,9 +151,10 @@ class Linear(Module):
         if (
             not isinstance(grad_output, Tensor)
             or grad_output.shape != output_shape
-            or (grad_output.dtype != flat_input.dtype)
+            or grad_output.dtype is not flat_input.dtype
+            or grad_output.requires_grad
         ):
-            self._check_grad(grad_output, output_shape, flat_input.dtype)
+            grad_output = self._check_grad(grad_output, output_shape, flat_input.dtype)
         grad = grad_output if len(output_shape) == 2 else grad_output.reshape(-1, self.out_features)
         # NOTE: autograd's addmm backward computes these products in this orientation; the weight
         # gradient is grad^T @ input, not (input^T @ grad)^T, for identical bits. It is added to

@@ -40,7 +40,8 @@ class _Loss(Module):
         self._input: Tensor | None = None
         self._target: Tensor | None = None
 
-    def _check_same_shape(self, input: Tensor, target: Tensor) -> None:
+    def _check_same_shape(self, input: Tensor, target: Tensor) -> Tensor:
+        """Refuse a target that does not match ``input``; return it detached from autograd."""
         if not isinstance(target, Tensor):
             raise TypeError(f"{self!r}: target must be a torch.Tensor, got {type(target).__name__}")
         if input.shape != target.shape:
@@ -55,6 +56,19 @@ class _Loss(Module):
                 f"{self!r}: target dtype {target.dtype} differs from input dtype {input.dtype}; "
                 f"convert the target with target.to({input.dtype})"
             )
+        device_error = self._device_error(input, target)
+        if device_error is not None:
+            raise device_error
+        return target.detach() if target.requires_grad else target
+
+    def _device_error(self, input: Tensor, target: Tensor) -> RuntimeError | None:
+        """The error to raise when ``target`` is on another device than ``input``."""
+        if target.device == input.device:
+            return None
+        return RuntimeError(
+            f"{self!r}: target is on {target.device} but input on {input.device}; move the "
+            f"target with target.to({str(input.device)!r})"
+        )
 
     def _reduce(self, elementwise: Tensor) -> Tensor:
         return elementwise.mean() if self.reduction == "mean" else elementwise.sum()
@@ -90,12 +104,17 @@ class MSELoss(_Loss):
             and input.dtype is target.dtype
             and input.is_floating_point()
             and input.shape == target.shape
+            and not (input.requires_grad or target.requires_grad)
         ):
-            self._check_input(input)
-            self._check_same_shape(input, target)
+            input = self._check_input(input)
+            target = self._check_same_shape(input, target)
         # Only the difference is kept: the gradient needs nothing else, and the input (the
         # network's output, which nothing else may hold) can be freed.
-        self._diff = diff = input - target
+        try:
+            diff = input - target
+        except RuntimeError as error:
+            raise (self._device_error(input, target) or error) from None
+        self._diff = diff
         squared = diff * diff
         if self.reduction == "sum":
             return squared.sum()
@@ -134,14 +153,15 @@ class BCELoss(_Loss):
     """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        self._check_input(input)
-        self._check_same_shape(input, target)
-        if input.numel() and (input.min() < 0 or input.max() > 1):
+        input = self._check_input(input)
+        target = self._check_same_shape(input, target)
+        # Written so that a NaN fails the test, as it fails torch's.
+        if input.numel() and not (input.min() >= 0 and input.max() <= 1):
             raise ValueError(
                 f"{self!r}: all elements of input should be between 0 and 1, got values in "
                 f"[{input.min().item()}, {input.max().item()}]; apply a Sigmoid before BCELoss"
             )
-        if target.numel() and (target.min() < 0 or target.max() > 1):
+        if target.numel() and not (target.min() >= 0 and target.max() <= 1):
             raise ValueError(
                 f"{self!r}: all elements of target should be between 0 and 1, got values in "
                 f"[{target.min().item()}, {target.max().item()}]"
@@ -189,7 +209,8 @@ class CrossEntropyLoss(_Loss):
     _cache_attrs = ("_input", "_target", "_log_probs")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        self._check_input(input)
+        input = self._check_input(input)
+        _sleef.check_dtype(self, input)
         if input.dim() not in (1, 2):
             raise ValueError(
                 f"{self!r}: expected input of shape (N, C) or (C,), got {tuple(input.shape)}"
@@ -199,9 +220,10 @@ class CrossEntropyLoss(_Loss):
         class_dim = input.dim() - 1
         n_classes = input.shape[class_dim]
         log_probs = torch.log_softmax(input, class_dim)
+        if target.is_floating_point():
+            target = self._check_same_shape(input, target)
         self._input, self._target, self._log_probs = input, target, log_probs
         if target.is_floating_point():
-            self._check_same_shape(input, target)
             # NOTE: torch's cross_entropy with probability targets: -(log_probs * target).sum() / N.
             loss = -(log_probs * target).sum()
             return loss / (input.numel() // n_classes) if self.reduction == "mean" else loss
@@ -210,6 +232,9 @@ class CrossEntropyLoss(_Loss):
                 f"{self!r}: class-index target must have dtype torch.long, got {target.dtype}; "
                 f"use target.long(), or pass float probabilities of the input's shape"
             )
+        device_error = self._device_error(input, target)
+        if device_error is not None:
+            raise device_error
         if target.shape != input.shape[:class_dim]:
             raise ValueError(
                 f"{self!r}: class-index target must have shape {tuple(input.shape[:class_dim])} "

@@ -145,6 +145,7 @@ class Module:
             if missing:
                 keys = ", ".join(f'"{k}"' for k in missing)
                 errors.append(f"Missing key(s) in state_dict: {keys}. ")
+        converted = []
         for name, param in own.items():
             if name not in state_dict:
                 continue
@@ -159,26 +160,62 @@ class Module:
                     f"size mismatch for {name}: copying a param with shape {value.shape} from "
                     f"checkpoint, the shape in current model is {param.shape}."
                 )
+            elif value.is_complex() or value.dtype == torch.bool:
+                errors.append(
+                    f'While copying the parameter named "{name}", expected real numbers, got '
+                    f"a {value.dtype} tensor; convert it with .float() first. "
+                )
+            else:
+                try:
+                    # detach: a torch Parameter copied as it is would make this one a graph node.
+                    converted.append(
+                        (param, value.detach().to(dtype=param.dtype, device=param.device))
+                    )
+                except (RuntimeError, NotImplementedError) as error:
+                    errors.append(f'While copying the parameter named "{name}": {error} ')
         if errors:
             details = "\n\t".join(errors)
             raise RuntimeError(
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{details}"
             )
-        for name, param in own.items():
-            if name in state_dict:
-                param.copy_(state_dict[name])
+        # Every value is converted before the first copy: a failure leaves the module unchanged.
+        for param, value in converted:
+            param.copy_(value)
         return IncompatibleKeys(missing, unexpected)
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """Convert parameters and gradients in place, as ``Tensor.to`` takes dtype and device.
 
         The tensor objects are kept (their data is swapped), so pairs from :meth:`param` held by an
-        optimizer see the conversion. Cached forward state is dropped.
+        optimizer see the conversion. Cached forward state is dropped. Only floating-point dtypes
+        are accepted, as in torch.nn; nothing changes if a tensor cannot be converted.
         """
+        dtypes = [a for a in (*args, kwargs.get("dtype")) if isinstance(a, torch.dtype)]
+        dtypes += [a.dtype for a in args if isinstance(a, Tensor)]
+        for dtype in dtypes:
+            if not dtype.is_floating_point:
+                raise TypeError(
+                    f"nn.Module.to only accepts floating point dtypes, but got desired "
+                    f"dtype={dtype}; nnlite computes in floating point, e.g. "
+                    f"model.to(torch.float64)"
+                )
+        tensors = [
+            t for module in self.modules() for _, p, g in module._own_params() for t in (p, g)
+        ]
+        converted = [t.data.to(*args, **kwargs) for t in tensors]
+        done: list[tuple[Tensor, Tensor]] = []
+        try:
+            for tensor, new in zip(tensors, converted, strict=True):
+                old, tensor.data = tensor.data, new
+                done.append((tensor, old))
+        except RuntimeError as error:
+            for tensor, old in done:
+                tensor.data = old
+            raise RuntimeError(
+                f"{type(self).__name__}.to cannot convert its tensors in place ({error}); build "
+                f"the module there instead, e.g. Linear(2, 25, device=..., dtype=...)"
+            ) from error
         for module in self.modules():
-            for _, p, g in module._own_params():
-                p.data = p.data.to(*args, **kwargs)
-                g.data = g.data.to(*args, **kwargs)
             module._clear_cache()
         return self
 
@@ -230,7 +267,11 @@ class Module:
         return value
 
     def _check_input(self, input: Any, name: str = "input") -> Tensor:
-        """Reject non-tensors and non-floating tensors, naming the module and the value."""
+        """Reject non-tensors and non-floating tensors, naming the module and the value.
+
+        Returns the tensor, detached from autograd if it requires a gradient: nnlite never builds
+        a graph, whatever it is given (one would grow with every step).
+        """
         if not isinstance(input, Tensor):
             raise TypeError(
                 f"{self!r}.forward expected a torch.Tensor as {name}, got {type(input).__name__}"
@@ -240,10 +281,13 @@ class Module:
                 f"{self!r}.forward expected a floating-point {name}, got dtype {input.dtype}; "
                 f"convert it with .float() or .double()"
             )
-        return input
+        return input.detach() if input.requires_grad else input
 
     def _check_grad(self, grad: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-        """Reject an upstream gradient whose type, shape or dtype does not match the output's."""
+        """Reject an upstream gradient whose type, shape or dtype does not match the output's.
+
+        Returns the gradient, detached from autograd if it requires one (see :meth:`_check_input`).
+        """
         if not isinstance(grad, Tensor):
             raise TypeError(
                 f"{self!r}.backward expected a torch.Tensor gradient, got {type(grad).__name__}"
@@ -258,4 +302,4 @@ class Module:
                 f"{self!r}.backward expected a gradient of dtype {dtype} (the output's), "
                 f"got {grad.dtype}"
             )
-        return grad
+        return grad.detach() if grad.requires_grad else grad

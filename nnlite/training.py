@@ -123,12 +123,19 @@ def accuracy(model: Any, inputs: Tensor, labels: Tensor) -> float:
     finally:
         model.train(was_training)
     if outputs.dim() == 2 and outputs.shape[1] > 1:
-        predicted = outputs.argmax(1)
+        predicted, classes = outputs.argmax(1), outputs.shape[1]
     elif outputs.dim() == 1 or (outputs.dim() == 2 and outputs.shape[1] == 1):
-        predicted = (outputs.reshape(-1) > 0.5).long()
+        predicted, classes = (outputs.reshape(-1) > 0.5).long(), 2
     else:
         raise ValueError(
             f"accuracy expects model outputs of shape (N,), (N, 1) or (N, C), got "
             f"{tuple(outputs.shape)}"
+        )
+    low, high = labels.min().item(), labels.max().item()
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"accuracy expects labels in [0, {classes}) for model outputs of shape "
+            f"{tuple(outputs.shape)}, got values in [{low}, {high}]; the labels do not match "
+            f"the network's outputs (one column thresholded at 0.5 predicts 0 or 1)"
         )
     return (predicted == labels.to(predicted.device)).sum().item() / len(labels)

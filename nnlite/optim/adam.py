@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from nnlite.optim.optimizer import Optimizer, _FlatLayout, _scalar_dtype
+from nnlite.optim.optimizer import Optimizer, _check_rate, _FlatLayout, _scalar_dtype
 
 
 class Adam(Optimizer):
@@ -56,33 +56,46 @@ class Adam(Optimizer):
         weight_decay: float = 0,
         amsgrad: bool = False,
     ) -> None:
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(
-                f"betas must be a pair (beta1, beta2), e.g. (0.9, 0.999), got {betas!r}"
-            )
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not all(isinstance(beta, float) for beta in betas):
-            raise ValueError(
-                f"betas must be two floats, got {tuple(type(b).__name__ for b in betas)}; "
-                "write them as floats, e.g. betas=(0.9, 0.999)"
-            )
         defaults = {
             "lr": lr,
-            "betas": tuple(betas),
+            "betas": tuple(betas) if isinstance(betas, (tuple, list)) else betas,
             "eps": eps,
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
         }
         super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group: Mapping[str, Any]) -> None:
+        lr, betas, eps, weight_decay = (
+            group["lr"],
+            group["betas"],
+            group["eps"],
+            group["weight_decay"],
+        )
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(
+                f"betas must be a pair (beta1, beta2), e.g. (0.9, 0.999), got {betas!r}"
+            )
+        _check_rate("Adam", "lr", lr, f"Invalid learning rate: {lr}")
+        _check_rate("Adam", "eps", eps, f"Invalid epsilon value: {eps}")
+        for index, beta in enumerate(betas):
+            _check_rate("Adam", "betas", beta, f"Invalid beta parameter at index {index}: {beta}")
+            if not beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+        _check_rate(
+            "Adam", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+        )
+        if not all(isinstance(beta, float) for beta in betas):
+            raise ValueError(
+                f"betas must be two floats, got {tuple(type(b).__name__ for b in betas)}; "
+                "write them as floats, e.g. betas=(0.9, 0.999)"
+            )
+        if not isinstance(group["amsgrad"], bool):
+            raise TypeError(f"Adam: amsgrad must be True or False, got {group['amsgrad']!r}")
+
+    def _required_state(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        keys = ("step", "exp_avg", "exp_avg_sq")
+        return (*keys, "max_exp_avg_sq") if group["amsgrad"] else keys
 
     def _update(self, index: int, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
         state = self.state.get(index)
@@ -100,6 +113,14 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         exp_avg, exp_avg_sq, step_t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        if exp_avg.dtype is not param.dtype or exp_avg.device != param.device:
+            # torch's own Adam fails here inside lerp_; SGD's momentum keeps its dtype, as torch's.
+            raise RuntimeError(
+                f"Adam: parameter {index} is {param.dtype} on {param.device} but its exp_avg is "
+                f"{exp_avg.dtype} on {exp_avg.device}: the model was converted (model.to) after "
+                f"the optimizer took a step. Build the optimizer after model.to(...), or convert "
+                f"its state with optimizer.load_state_dict(optimizer.state_dict())"
+            )
 
         # NOTE: the operations and their order are _single_tensor_adam's (torch's optim/adam.py)
         # (capturable=False), for bit-identical parameters; the bias corrections are Python floats

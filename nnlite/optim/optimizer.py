@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -46,6 +47,12 @@ def _as_pairs(params: Iterable[tuple[Tensor, Tensor]], owner: str) -> list[tuple
                 f"but item {i} is {_describe(pair)}"
             )
         param, grad = pair
+        if param.requires_grad or grad.requires_grad:
+            raise TypeError(
+                f"{owner}: parameter {i} (or its gradient) requires grad, as a torch.nn.Parameter "
+                f"does; nnlite updates plain tensors and never builds a graph. Pass an nnlite "
+                f"module's model.param(), and load torch's values with model.load_state_dict"
+            )
         if not param.is_floating_point():
             raise TypeError(
                 f"{owner} can only optimize floating-point parameters, but parameter {i} has "
@@ -222,6 +229,23 @@ def _buffer_at(first: Tensor, size: int) -> Tensor:
     return flat.set_(first.untyped_storage(), first.storage_offset(), (size,))
 
 
+def _check_rate(
+    owner: str, name: str, value: object, message: str, *, signed: bool = False
+) -> None:
+    """Refuse a hyper-parameter that is not a finite number (>= 0 unless ``signed``).
+
+    ``message`` is torch's, for the values torch refuses too.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{owner}: {name} must be a float, got {value!r} of type {type(value).__name__}; "
+            f"e.g. {owner}(model.param(), {name}=0.01)"
+        )
+    # Written so that nan fails: nan is neither >= 0 nor finite.
+    if not ((signed or value >= 0.0) and math.isfinite(value)):
+        raise ValueError(message)
+
+
 def _scalar_dtype() -> torch.dtype:
     """The dtype torch.optim gives scalar state such as Adam's step: float64 only by default."""
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -253,6 +277,7 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[tuple[Tensor, Tensor]], defaults: dict[str, Any]) -> None:
+        self._check_hyperparameters(defaults)
         pairs = _as_pairs(params, type(self).__name__)
         self.defaults = defaults
         self._params = [param for param, _ in pairs]
@@ -292,6 +317,13 @@ class Optimizer:
         for index, (param, grad) in enumerate(zip(self._params, self._grads, strict=True)):
             self._update(index, param, grad, group)
         return loss
+
+    def _check_hyperparameters(self, group: Mapping[str, Any]) -> None:
+        """Refuse hyper-parameters that would corrupt every parameter (torch's messages)."""
+
+    def _required_state(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        """The keys every parameter's state must hold once it has any, for ``group``."""
+        return ()
 
     def _update(self, index: int, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
@@ -375,10 +407,26 @@ class Optimizer:
                 or the saved group enables an option nnlite does not implement.
         """
         name = type(self).__name__
+        if not (
+            isinstance(state_dict, Mapping)
+            and isinstance(state_dict.get("state"), Mapping)
+            and isinstance(state_dict.get("param_groups"), (list, tuple))
+        ):
+            raise TypeError(
+                f"{name}.load_state_dict expects a dict with 'state' (a dict) and 'param_groups' "
+                f"(a list), as optimizer.state_dict() returns, got {_describe(state_dict)}"
+                + (
+                    f" with keys {sorted(map(str, state_dict))}"
+                    if isinstance(state_dict, Mapping)
+                    else ""
+                )
+            )
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != 1:
             raise ValueError("loaded state dict has a different number of parameter groups")
         saved = dict(saved_groups[0])
+        if "params" not in saved:
+            raise ValueError("loaded state dict's parameter group lacks 'params' (the indices)")
         saved_ids = list(saved.pop("params"))
         if len(saved_ids) != len(self._params):
             raise ValueError(
@@ -396,13 +444,36 @@ class Optimizer:
         missing = [key for key in self.defaults if key not in saved]
         if missing:
             raise ValueError(f"loaded state dict lacks the {name} hyperparameters {missing}")
+        self._check_hyperparameters(saved)
+        required = self._required_state(saved)
         index_of = {saved_id: index for index, saved_id in enumerate(saved_ids)}
         state: dict[int, dict[str, Tensor]] = {}
         for saved_id, saved_state in state_dict["state"].items():
             if saved_id not in index_of:
                 raise ValueError(f"loaded state dict has state for unknown parameter {saved_id!r}")
-            param = self._params[index_of[saved_id]]
-            state[index_of[saved_id]] = {
+            index = index_of[saved_id]
+            param = self._params[index]
+            lacking = [key for key in required if key not in saved_state]
+            if lacking:
+                raise ValueError(
+                    f"loaded state dict lacks {lacking} in the state of parameter {index} (it "
+                    f"holds {sorted(saved_state)}); {name} needs {list(required)} once a "
+                    f"parameter has state: load a state saved by the same optimizer"
+                )
+            for key, value in saved_state.items():
+                if key == "step":
+                    if isinstance(value, Tensor) and value.numel() != 1:
+                        raise ValueError(
+                            f"loaded state dict has a step of shape {tuple(value.shape)} for "
+                            f"parameter {index}; a step count is one number"
+                        )
+                elif isinstance(value, Tensor) and value.shape != param.shape:
+                    raise ValueError(
+                        f"loaded state dict has {key} of shape {tuple(value.shape)} for "
+                        f"parameter {index} of shape {tuple(param.shape)}; it was saved for "
+                        f"another model (or another parameter order)"
+                    )
+            state[index] = {
                 key: _cast_state(key, value, param) for key, value in saved_state.items()
             }
         self.param_groups = [{"params": list(self._params), **saved}]
@@ -417,8 +488,8 @@ def _cast_state(key: str, value: Any, param: Tensor) -> Any:
     if key == "step":
         # NOTE: torch keeps Adam's step count as saved: a CPU scalar tensor of the default dtype.
         if isinstance(value, Tensor):
-            return value.clone()
+            return value.detach().clone()
         return torch.tensor(float(value), dtype=_scalar_dtype())
     if not isinstance(value, Tensor):
         return value
-    return value.to(dtype=param.dtype, device=param.device, copy=True)
+    return value.detach().to(dtype=param.dtype, device=param.device, copy=True)

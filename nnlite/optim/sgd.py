@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from torch import Tensor
 
-from nnlite.optim.optimizer import Optimizer, _FlatLayout
+from nnlite.optim.optimizer import Optimizer, _check_rate, _FlatLayout
 
 
 class SGD(Optimizer):
@@ -59,14 +59,6 @@ class SGD(Optimizer):
         weight_decay: float = 0,
         nesterov: bool = False,
     ) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -75,6 +67,22 @@ class SGD(Optimizer):
             "nesterov": nesterov,
         }
         super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group: Mapping[str, Any]) -> None:
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        _check_rate("SGD", "lr", lr, f"Invalid learning rate: {lr}")
+        _check_rate("SGD", "momentum", momentum, f"Invalid momentum value: {momentum}")
+        _check_rate(
+            "SGD", "dampening", dampening, f"Invalid dampening value: {dampening}", signed=True
+        )
+        _check_rate(
+            "SGD", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+        )
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"SGD: nesterov must be True or False, got {nesterov!r}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, index: int, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
         buf = self.state.get(index, {}).get("momentum_buffer") if group["momentum"] != 0 else None
