@@ -207,7 +207,7 @@ def check_backward(s: Session) -> bool:
     grad = s.upstream(out)
     grad_copy = grad.clone() if grad is not None else None
     result = s.backward(grad, BACKWARD, copy=False)
-    if all(g is None for g in result) and s.params and _returned_none(s, grad):
+    if all(g is None for g in result) and s.params:
         s.returns_input_gradient = False
         s.note(
             "backward returned None: the parameter gradients are checked, the input gradient "
@@ -245,15 +245,6 @@ def check_backward(s: Session) -> bool:
     )
     check_input_mutation(s, "backward")
     return shapes_ok
-
-
-def _returned_none(s: Session, grad: Tensor | None) -> bool:
-    """Whether backward returns None itself (not a tuple holding None): asked once more."""
-    s.forward(BACKWARD)
-    try:
-        return s.adapted.backward(grad.clone() if grad is not None else None) is None
-    except Exception as exc:
-        raise raised(BACKWARD, "backward", exc) from exc
 
 
 def _check_gradient_shape(s: Session, inputs: list[Tensor | None]) -> bool:

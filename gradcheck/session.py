@@ -175,8 +175,8 @@ class Session:
             result = self.adapted.backward(grad)
         except Exception as exc:
             raise raised(check, "backward", exc) from exc
-        if result is None and not self.returns_input_gradient:
-            return [None] * len(self.perturbable)
+        if result is None and (self.params or not self.returns_input_gradient):
+            return [None] * len(self.perturbable)  # check_backward decides what that means
         if isinstance(result, Tensor):
             grads: list[Any] = [result]
         elif isinstance(result, tuple | list):
