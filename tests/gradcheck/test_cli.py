@@ -222,7 +222,7 @@ def test_package_exports_that_cannot_be_constructed_exit_2(capsys, tmp_path, mon
     (package / "__init__.py").write_text(
         "from torch.nn import Tanh\n\n\n"
         "class Conv(Tanh):\n"
-        "    def __init__(self, kernel_size):\n"
+        "    def __init__(self, vocabulary):\n"
         "        super().__init__()\n\n\n"
         "__all__ = ['Conv', 'Tanh']\n"
     )
@@ -230,7 +230,7 @@ def test_package_exports_that_cannot_be_constructed_exit_2(capsys, tmp_path, mon
     status, out = run(capsys, "pickynn")
     assert status == 2
     assert "PASS  pickynn.Tanh" in out
-    assert "ERROR pickynn.Conv" in out and "e.g. 'pickynn.Conv(KERNEL_SIZE)'" in out
+    assert "ERROR pickynn.Conv" in out and "e.g. 'pickynn.Conv(VOCABULARY)'" in out
     del sys.modules["pickynn"]
 
 

@@ -106,7 +106,7 @@ def test_a_target_first_loss_is_read_from_its_parameter_names_and_noted():
     assert any("forward(target, prediction)" in note for note in report.notes)
 
 
-def test_a_target_first_wrong_sign_is_a_gradient_failure_not_called_a_sign_error_of_a_correct_loss():
+def test_a_correct_target_first_loss_is_never_called_a_sign_error():
     assert gradcheck.check(styles.TargetFirstMSE()).passed
     wrong = gradcheck.check(styles.TargetFirstMSE(), target_first=False)
     assert not wrong.passed  # told the wrong order, the gradient is with respect to the target

@@ -69,8 +69,8 @@ class Seq(Base):
 
 
 class Conv(Base):
-    def __init__(self, kernel_size):
-        self.kernel_size = kernel_size
+    def __init__(self, vocabulary):
+        self.vocabulary = vocabulary
 
     def forward(self, x):
         return x
@@ -324,7 +324,7 @@ def test_whole_file_checks_its_concrete_module_classes(user_file):
     assert by_name["Tanh"].build is not None
     assert "Lin(3, 4)" in by_name
     assert "Seq(Linear(3, 4), Tanh(), Linear(4, 3))" in by_name
-    assert "needs constructor arguments (kernel_size)" in by_name["Conv"].error
+    assert "needs constructor arguments (vocabulary)" in by_name["Conv"].error
     assert by_name["Optimizer"].skipped == "not a module class"
     assert not any(name.startswith(("helper", "Linear", "model")) for name in by_name)
 
@@ -346,7 +346,7 @@ def test_package_checks_every_exported_module_and_skips_the_rest(user_package):
     assert targets["mininn.Base"].skipped == "abstract base"
     assert targets["mininn.Optimizer"].skipped == "not a module class"
     assert targets["mininn.helper"].skipped == "not a module class"
-    assert "e.g. 'mininn.Conv(KERNEL_SIZE)'" in targets["mininn.Conv"].error
+    assert "e.g. 'mininn.Conv(VOCABULARY)'" in targets["mininn.Conv"].error
 
 
 def test_package_names_classes_as_exported(user_package, monkeypatch):
@@ -431,7 +431,7 @@ def test_containers_get_no_chain_from_a_package_without_linear_and_tanh():
 
 def test_sizes_are_not_guessed_for_unknown_parameters():
     class Conv:
-        def __init__(self, in_features, kernel_size):
+        def __init__(self, in_features, vocabulary):
             pass
 
     assert derive_arguments(Conv, "pkg", 3, None) is None

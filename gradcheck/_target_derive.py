@@ -1,0 +1,313 @@
+"""Which classes are modules, which are abstract, and the constructor arguments package mode
+derives for them (sizes from the input, a small network for a container)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from gradcheck._target_parse import Call, Items
+
+__all__ = ["derive_arguments", "is_abstract", "is_module_class", "required_parameters"]
+
+_IN_NAMES = frozenset(
+    {
+        "in_features",
+        "in_feature",
+        "in_dim",
+        "input_dim",
+        "input_size",
+        "in_size",
+        "n_in",
+        "nb_in",
+        "dim_in",
+        "d_in",
+        "fan_in",
+        "nin",
+        "num_inputs",
+        "n_inputs",
+        "input_features",
+        "nb_input",
+        "n_input",
+        "input_dimension",
+        "in_nodes",
+        "size_in",
+        "inputs",
+        "input_units",
+        "in_units",
+    }
+)
+_OUT_NAMES = frozenset(
+    {
+        "out_features",
+        "out_feature",
+        "out_dim",
+        "output_dim",
+        "output_size",
+        "out_size",
+        "n_out",
+        "nb_out",
+        "dim_out",
+        "d_out",
+        "fan_out",
+        "nout",
+        "num_outputs",
+        "n_outputs",
+        "output_features",
+        "nb_output",
+        "n_output",
+        "output_dimension",
+        "out_nodes",
+        "size_out",
+        "outputs",
+        "output_units",
+        "out_units",
+        "hidden_size",
+        "units",
+    }
+)
+_IN_CHANNELS = frozenset(
+    {
+        "in_channels",
+        "in_channel",
+        "in_ch",
+        "input_channels",
+        "c_in",
+        "channels_in",
+        "in_chans",
+        "nb_in_channels",
+        "n_in_channels",
+        "ch_in",
+        "inchannels",
+    }
+)
+_OUT_CHANNELS = frozenset(
+    {
+        "out_channels",
+        "out_channel",
+        "out_ch",
+        "output_channels",
+        "c_out",
+        "channels_out",
+        "out_chans",
+        "nb_out_channels",
+        "n_out_channels",
+        "ch_out",
+        "outchannels",
+    }
+)
+#: Other constructor parameters given a value that keeps a small NCHW input meaningful.
+_FIXED = {
+    "kernel_size": 3,
+    "kernel": 3,
+    "k": 3,
+    "kernel_shape": 3,
+    "ksize": 3,
+    "filter_size": 3,
+    "stride": 1,
+    "padding": 1,
+    "pad": 1,
+    "dilation": 1,
+    "groups": 1,
+    "scale_factor": 2,
+    "scale": 2,
+    "factor": 2,
+    "upscale_factor": 2,
+}
+#: Constructor parameters that take the list of layers of a container.
+_LAYER_LISTS = frozenset(
+    {
+        "layers",
+        "modules",
+        "sequence",
+        "seq",
+        "children",
+        "blocks",
+        "layer_list",
+        "module_list",
+        "list_of_modules",
+        "model",
+        "network",
+        "args",
+        "components",
+        "operations",
+    }
+)
+#: The package's classes a container's derived chain is built from, most likely first.
+_DENSE = ("Linear", "FullyConnected", "Dense", "FC", "LinearLayer", "Fully_Connected")
+_CONV = ("Conv2d", "Conv2D", "Convolution", "Conv", "Convolution2d")
+_ACTIVATIONS = ("Tanh", "ReLU", "Relu", "Sigmoid", "LeakyReLU")
+
+# What counts as a module, and which are abstract
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_torch_module_class(cls: type) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and issubclass(cls, torch.nn.Module)
+
+
+def is_module_class(obj: Any) -> bool:
+    """Whether ``obj`` is a class following the course protocol (or a ``torch.nn.Module``).
+
+    A class with a ``forward`` and a ``backward`` qualifies; optimizers, schedulers, functions and
+    sub-packages do not.
+    """
+    if not inspect.isclass(obj):
+        return False
+    if _is_torch_module_class(obj):
+        return True
+    return callable(getattr(obj, "forward", None)) and callable(getattr(obj, "backward", None))
+
+
+def _only_raises_not_implemented(function: Any) -> bool:
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return False
+    if not tree.body or not isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef):
+        return False
+    body = tree.body[0].body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc
+    exc = exc.func if isinstance(exc, ast.Call) else exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
+def is_abstract(cls: type) -> bool:
+    """Whether ``cls`` is a base class rather than a module: abstract methods, or a ``forward``
+    or ``backward`` whose whole body is ``raise NotImplementedError``."""
+    if inspect.isabstract(cls):
+        return True
+    return any(
+        _only_raises_not_implemented(getattr(cls, method, None))
+        for method in ("forward", "backward")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Constructor arguments derived for package mode
+# ---------------------------------------------------------------------------------------------
+
+
+def required_parameters(cls: type) -> tuple[list[inspect.Parameter], bool]:
+    """The constructor's required parameters, and whether it is a container: it takes
+    ``*modules`` (a var-positional parameter) and no ``**kwargs`` (torch modules take
+    ``*args, **kwargs`` only to pass them on), or one required list of layers."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return [], False
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    required = [p for p in parameters if p.default is p.empty and p.kind not in variadic]
+    kinds = {p.kind for p in parameters}
+    container = (
+        inspect.Parameter.VAR_POSITIONAL in kinds and inspect.Parameter.VAR_KEYWORD not in kinds
+    ) or _takes_layer_list(required)
+    return required, container
+
+
+def _takes_layer_list(required: list[inspect.Parameter]) -> bool:
+    return len(required) == 1 and required[0].name.lower() in _LAYER_LISTS
+
+
+def _first_class(namespace: Any, names: Sequence[str]) -> str | None:
+    for name in names:
+        if is_module_class(getattr(namespace, name, None)) and not is_abstract(
+            getattr(namespace, name)
+        ):
+            return name
+    return None
+
+
+def _sized(cls: type, name: str, size_in: int, size_out: int) -> Call | None:
+    """``name(...)`` with every required parameter derived, or None when one cannot be."""
+    args: list[Any] = []
+    for parameter in required_parameters(cls)[0]:
+        key = parameter.name.lower()
+        if key in _IN_NAMES or key in _IN_CHANNELS:
+            args.append(size_in)
+        elif key in _OUT_NAMES or key in _OUT_CHANNELS:
+            args.append(size_out)
+        elif key in _FIXED:
+            args.append(_FIXED[key])
+        else:
+            return None
+    return Call(name, tuple(args), called=True)
+
+
+def _chain(prefix: str, namespace: Any, features: int, channels: int) -> list[Call] | None:
+    """A small network of the package's own classes for a container to hold: dense layers and
+    an activation, ``Linear(D, D + 1), Tanh(), Linear(D + 1, D)``, or, in a package of
+    convolutions, ``Conv2d(C, C + 1, 3, ...), ReLU(), Conv2d(C + 1, C, 3, ...)``."""
+
+    def qualify(attr: str) -> str:
+        return f"{prefix}.{attr}" if prefix else attr
+
+    activation = _first_class(namespace, _ACTIVATIONS)
+    if activation is None or required_parameters(getattr(namespace, activation))[0]:
+        return None
+    for names, size in ((_DENSE, features), (_CONV, channels)):
+        layer = _first_class(namespace, names)
+        if layer is None:
+            continue
+        cls = getattr(namespace, layer)
+        first = _sized(cls, qualify(layer), size, size + 1)
+        last = _sized(cls, qualify(layer), size + 1, size)
+        if first is not None and last is not None:
+            return [first, Call(qualify(activation), called=True), last]
+    return None
+
+
+def derive_arguments(
+    cls: type,
+    prefix: str,
+    features: int,
+    namespace: Any,
+    *,
+    attr: str | None = None,
+    channels: int | None = None,
+) -> Call | None:
+    """Constructor arguments for ``cls`` in package mode, or None when they cannot be derived.
+
+    ``in_features``-like parameters (``in_dim``, ``n_in``, ``nb_in``, ``input_size``, ...) get
+    the input's last dimension ``features``, ``out_features``-like ones ``features + 1`` (so a
+    transposed gradient cannot hide in a square weight); ``in_channels``-like ones ``channels``
+    and ``out_channels``-like ones ``channels + 1``; ``kernel_size`` 3, ``stride`` 1,
+    ``padding`` 1, ``scale_factor`` 2. A container taking ``*modules`` (or one list of layers)
+    gets a small chain of the package's own classes when it has them:
+    ``Sequential(Linear(D, D + 1), Tanh(), Linear(D + 1, D))``, or one of convolutions. Any
+    other required parameter is not guessed.
+
+    Args:
+        cls: the class to construct.
+        prefix: how the package is spelled in target names, e.g. ``nnlite``; empty for names
+            looked up in a file's namespace.
+        features: the input's last dimension D.
+        namespace: the package, where the chain's classes are looked up.
+        attr: the name the package exports ``cls`` under. Default: ``cls.__name__``.
+        channels: the input's channel count C. Default: ``features``.
+    """
+    name = f"{prefix}.{attr or cls.__name__}" if prefix else attr or cls.__name__
+    channels = features if channels is None else channels
+    required, container = required_parameters(cls)
+    if container:
+        chain = _chain(prefix, namespace, features, channels)
+        if _takes_layer_list(required):
+            return None if chain is None else Call(name, (Items(tuple(chain), list),), called=True)
+        if not required:
+            return Call(name, tuple(chain or ()), called=True)
+    conv = any(p.name.lower() in _IN_CHANNELS | _OUT_CHANNELS for p in required)
+    size = channels if conv else features
+    return _sized(cls, name, size, size + 1)
+
+
+# ---------------------------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""Resolution: dotted names and files -> Python objects (importing a file runs it)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import os
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+from gradcheck._target_parse import TargetError
+
+__all__ = ["getattr_chain", "import_dotted", "import_named", "load_file", "lookup"]
+
+# Resolution: dotted names and files -> Python objects
+# ---------------------------------------------------------------------------------------------
+
+
+def import_named(module_name: str) -> types.ModuleType | None:
+    """Import ``module_name``; None if it does not exist, TargetError if importing it fails."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name == module_name:
+            return None
+        raise TargetError(f"importing {module_name!r} failed: {error}") from None
+    except Exception as error:  # the user's module raised while importing
+        raise TargetError(
+            f"importing {module_name!r} failed: {type(error).__name__}: {error}"
+        ) from None
+
+
+def import_dotted(name: str) -> Any:
+    """Import ``name``'s first part, then take each further part as an attribute or, failing
+    that, a submodule: ``nnlite.Linear``, ``nnlite.linear.Linear``, ``torch.nn``."""
+    head, *rest = name.split(".")
+    obj = import_named(head)
+    if obj is None:
+        raise TargetError(
+            f"no module named {head!r} (target {name!r}): install it, run from the folder that "
+            "holds it, or name a file as 'path/to/file.py:Class'"
+        )
+    owner = head
+    for attr in rest:
+        if not hasattr(obj, attr) and isinstance(obj, types.ModuleType):
+            submodule = import_named(f"{owner}.{attr}")
+            if submodule is not None:
+                obj, owner = submodule, f"{owner}.{attr}"
+                continue
+        obj = getattr_chain(obj, owner, [attr])
+        owner = f"{owner}.{attr}"
+    return obj
+
+
+def getattr_chain(obj: Any, owner: str, rest: Sequence[str]) -> Any:
+    for attr in rest:
+        if not hasattr(obj, attr):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(attr, names, n=3)
+            hint = (
+                f"; did you mean {', '.join(repr(f'{owner}.{c}') for c in close)}?" if close else ""
+            )
+            raise TargetError(f"{owner!r} has no attribute {attr!r}{hint}")
+        obj = getattr(obj, attr)
+        owner = f"{owner}.{attr}"
+    return obj
+
+
+def load_file(path: str) -> types.ModuleType:
+    """Import ``path`` the way ``python path`` would see its imports: its folder first on sys.path.
+
+    The module is registered under its file stem (so its classes pickle and print sensibly) but not
+    as ``__main__``: an ``if __name__ == "__main__":`` block in the file does not run.
+    """
+    if not os.path.isfile(path):
+        raise TargetError(f"no such file {path!r}")
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    dotted = _package_name(path)
+    if dotted is not None:  # inside a package: imported as part of it (relative imports work)
+        return _load_package_file(path, dotted)
+    if sys.path[:1] != [folder]:
+        sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(path))[0]
+    existing = sys.modules.get(name)
+    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == path:
+        return existing
+    if existing is not None or not name.isidentifier():
+        name = f"_gradcheck_file_{abs(hash(path)):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot import {path!r}: not a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        raise TargetError(f"importing {path!r} failed: {type(error).__name__}: {error}") from None
+    return module
+
+
+def _package_name(path: str) -> str | None:
+    """``pkg.sub.layers`` for a file inside package folders (each with an ``__init__.py``)."""
+    folder, stem = os.path.split(os.path.splitext(path)[0])
+    parts = [stem]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        if not package.isidentifier():
+            return None
+        parts.append(package)
+    if len(parts) == 1 or not stem.isidentifier():
+        return None
+    return ".".join(reversed(parts))
+
+
+def _load_package_file(path: str, dotted: str) -> types.ModuleType:
+    """Import a file that lives in a package by its dotted name, the package's parent folder
+    first on ``sys.path``, so that its relative imports (``from .base import Module``) work."""
+    root = os.path.dirname(path)
+    for _ in range(dotted.count(".")):
+        root = os.path.dirname(root)
+    if sys.path[:1] != [root]:
+        sys.path.insert(0, root)
+    existing = sys.modules.get(dotted)
+    if existing is not None:
+        if os.path.abspath(getattr(existing, "__file__", "") or "") == path:
+            return existing
+        raise TargetError(
+            f"cannot import {path!r} as {dotted!r}: another module of that name is already "
+            "imported; run gradcheck from a folder where the names do not clash"
+        )
+    module = import_named(dotted)
+    if module is None:
+        raise TargetError(f"cannot import {path!r} as {dotted!r}")
+    return module
+
+
+def lookup(name: str, namespace: types.ModuleType | None) -> Any:
+    """Resolve a dotted name in a file's namespace first (file targets), else by import."""
+    if namespace is not None:
+        head, _, rest = name.partition(".")
+        if hasattr(namespace, head):
+            owner = os.path.basename(namespace.__file__ or namespace.__name__)
+            return getattr_chain(
+                getattr(namespace, head), f"{owner}:{head}", rest.split(".") if rest else []
+            )
+    return import_dotted(name)
+
+
+# ---------------------------------------------------------------------------------------------
