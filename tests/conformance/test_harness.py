@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conformance import Config, ConformanceError, SideBySide
+from conformance.grid import case_cost, grid_cases, in_sample
 from conformance.twins import build_nnlite_model, build_torch_model
 
 SMALL = Config(loss="mse", train_size=40, test_size=40, batch_size=8, epochs=2)
@@ -136,3 +137,26 @@ def test_nnlite_side_trains_and_scores_through_nnlite_training(
     assert calls["train_step"] == SMALL.epochs * steps_per_epoch
     # Both sides, train and test sets, before training and after each epoch.
     assert calls["accuracy"] == 2 * 2 * (SMALL.epochs + 1)
+
+
+def test_grid_cases_are_collected_longest_first_and_sampled_for_coverage() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "conformance/test_grid.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.splitlines()
+    ids = [line.split("[", 1)[1].rstrip("]") for line in listed if "[" in line]
+    assert len(ids) == 900
+    costs = [case_cost(config) for config in dict(grid_cases()).values()]
+    by_id = dict(zip(dict(grid_cases()), costs, strict=True))
+    assert [by_id[i] for i in ids] == sorted(costs, reverse=True)
+    sample = [i for i in ids if in_sample(i)]
+    assert len(sample) == 150
+    assert {i.split("-")[0] for i in sample} == {"relu", "tanh", "sigmoid", "leaky_relu", "elu"}
