@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,13 @@ __all__ = ["Adapted", "CannotAdapt", "Param", "TorchAdapted", "adapt", "is_loss"
 
 #: Names of an output kept in an attribute by a forward that returns None, most likely first.
 _OUTPUT_NAMES = ("output", "out", "y", "result", "activation", "activations", "a", "z", "h")
+#: Words in a class name that make it a loss when its backward needs no argument (the course
+#: template's ``MSE.backward(self, *gradwrtoutput)``).
+_LOSS_WORDS = re.compile(
+    r"loss|mse|crossentropy|cross_entropy|bce|nll|criterion|hinge|mae|huber|squarederror"
+    r"|meansquared|l1|l2",
+    re.IGNORECASE,
+)
 #: Names under which a loss's forward takes its target; its prediction.
 _TARGET_NAMES = frozenset(
     {
@@ -130,8 +138,9 @@ def is_loss(module: Any) -> bool:
 
     A ``torch.nn`` loss (``torch.nn.modules.loss._Loss``) is a loss; so is any module whose class
     (or a base class) is named ``...Loss``, any whose ``backward`` takes no argument at all, and
-    any whose forward takes exactly two required arguments while its backward needs none
-    (``backward(self, *gradwrtoutput)``, the course template).
+    any whose ``backward`` needs no argument (``backward(self, *gradwrtoutput)``, the course
+    template) while its forward takes exactly two required arguments or its class name says it
+    is one (``MSE``, ``CrossEntropy``, ``BCE``, ``NLL``, ``Criterion``, ...).
 
     Args:
         module: the module to classify.
@@ -141,6 +150,8 @@ def is_loss(module: Any) -> bool:
     if any(cls.__name__.endswith("Loss") for cls in type(module).__mro__):
         return True
     backward = getattr(module, "backward", None)
+    if _LOSS_WORDS.search(type(module).__name__) and _needs_no_argument(backward):
+        return True
     if backward is None:
         return False
     signature = _signature(backward)

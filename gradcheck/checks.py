@@ -20,7 +20,15 @@ from torch import Tensor
 from gradcheck import behaviour
 from gradcheck._adapt import Adapted, CannotAdapt, adapt
 from gradcheck.behaviour import Unsupported
-from gradcheck.inputs import default_shape, loss_defaults, make_input, make_target
+from gradcheck.inputs import (
+    DEFAULT_FEATURES,
+    IMAGE_BATCH,
+    IMAGE_SIZE,
+    default_shape,
+    loss_defaults,
+    make_input,
+    make_target,
+)
 from gradcheck.jacobian import Jacobians
 from gradcheck.names import (
     ACCUMULATION,
@@ -205,6 +213,32 @@ def _prepare_args(
     return args, perturbable, None
 
 
+def _fit_default_input(
+    adapted: Adapted, args: list[Any], seed: int, input_range: Sequence[float] | None
+) -> str | None:
+    """For a layer given a drawn ``(N, D)`` input: if its forward refuses it, try an NCHW image
+    batch (a parameterless upsampling or pooling layer of an image project) and say so."""
+    torch.default_generator.manual_seed(seed)
+    try:
+        adapted.forward(*[a.clone() for a in args])
+        return None
+    except Exception as exc:
+        problem = exception_text(exc)
+    shape = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
+    image = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
+    torch.default_generator.manual_seed(seed)
+    try:
+        adapted.forward(image.clone())
+    except Exception:
+        return None  # the (N, D) input it is: the forward check reports the module's exception
+    drawn = tuple(args[0].shape)
+    args[0] = image
+    return (
+        f"forward refused a {drawn} input ({problem}); an NCHW batch {shape} was drawn instead; "
+        "pass shape= (--shape) to choose"
+    )
+
+
 def _fit_class_target(adapted: Adapted, args: list[Any], seed: int) -> str | None:
     """For a loss given drawn class-index targets: if its forward refuses them, try targets like
     the prediction (probability rows, a soft-target cross-entropy) and say so."""
@@ -373,10 +407,14 @@ def check(
         except Exception as exc:
             report.unsupported = f"listing its parameters raised {exception_text(exc)}"
             return report
+        note = None
         if drawn == "class" and target_kind == "auto":
             note = _fit_class_target(adapted, args, seed)
-            if note:
-                report.notes.append(note)
+        elif not inputs and shape is None and not adapted.is_loss and args[0].dim() == 2:
+            note = _fit_default_input(adapted, args, seed, input_range)
+        if note:
+            report.notes.append(note)
+            report.options["input_shapes"] = [list(a.shape) for a in args]
         report.notes.extend(adapted.notes)
         session = Session(adapted, args, perturbable, report, options)
         try:

@@ -238,7 +238,8 @@ def _spec_outcomes(spec: str, features: int, args: argparse.Namespace) -> list[_
 
     torch.manual_seed(args.seed)
     try:
-        targets = resolve(spec, features=features)
+        channels = args.shape[1] if args.shape and len(args.shape) == 4 else None
+        targets = resolve(spec, features=features, channels=channels)
     except TargetError as error:
         return [_Outcome(spec, "error", str(error))]
     outcomes = []

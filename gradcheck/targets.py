@@ -67,10 +67,12 @@ class Target:
 # ---------------------------------------------------------------------------------------------
 
 
-def _missing_arguments(name: str, cls: type, features: int, namespace: Any, prefix: str) -> str:
+def _missing_arguments(
+    name: str, cls: type, features: int, namespace: Any, prefix: str, channels: int | None = None
+) -> str:
     """The message for a class named without the constructor arguments it requires."""
     required, _ = required_parameters(cls)
-    derived = derive_arguments(cls, prefix, features, namespace)
+    derived = derive_arguments(cls, prefix, features, namespace, channels=channels)
     if derived is None:
         example = Call(name, tuple(Call(p.name.upper()) for p in required), called=True)
     else:
@@ -126,7 +128,13 @@ def _constructed(name: str, call: Call, namespace: types.ModuleType | None) -> T
     return Target(name, build=build)
 
 
-def _single(call: Call, namespace: types.ModuleType | None, label: str, features: int) -> Target:
+def _single(
+    call: Call,
+    namespace: types.ModuleType | None,
+    label: str,
+    features: int,
+    channels: int | None = None,
+) -> Target:
     """One class, call or instance, shown as ``label`` followed by the call."""
     name = label + format_target(call)
     obj = lookup(call.name, namespace)
@@ -150,7 +158,7 @@ def _single(call: Call, namespace: types.ModuleType | None, label: str, features
     if required_parameters(obj)[0]:
         owner = namespace or sys.modules.get(obj.__module__)
         prefix = "" if namespace is not None else call.name.rpartition(".")[0]
-        raise TargetError(_missing_arguments(name, obj, features, owner, prefix))
+        raise TargetError(_missing_arguments(name, obj, features, owner, prefix, channels))
     return _constructed(name, Call(call.name, called=True), namespace)
 
 
@@ -172,7 +180,12 @@ def _exports(module: types.ModuleType) -> list[str]:
 
 
 def _package(
-    module: types.ModuleType, label: str, prefix: str, features: int, namespace: Any
+    module: types.ModuleType,
+    label: str,
+    prefix: str,
+    features: int,
+    namespace: Any,
+    channels: int | None = None,
 ) -> list[Target]:
     """Every module class ``module`` exports; ``label`` + call is how each is shown."""
     exported = _exports(module)
@@ -190,9 +203,9 @@ def _package(
         if is_abstract(obj):
             targets.append(Target(label + qualified, skipped="abstract base"))
             continue
-        call = derive_arguments(obj, prefix, features, module, attr=attr)
+        call = derive_arguments(obj, prefix, features, module, attr=attr, channels=channels)
         if call is None:
-            error = _missing_arguments(label + qualified, obj, features, module, prefix)
+            error = _missing_arguments(label + qualified, obj, features, module, prefix, channels)
             targets.append(Target(label + qualified, error=error))
             continue
         name = label + (format_target(call) if call.args or call.kwargs else qualified)
@@ -209,11 +222,15 @@ def _package(
     return targets
 
 
-def resolve(spec: str, *, features: int = DEFAULT_FEATURES) -> list[Target]:
+def resolve(
+    spec: str, *, features: int = DEFAULT_FEATURES, channels: int | None = None
+) -> list[Target]:
     """Resolve one TARGET string into the modules it names.
 
     Args:
         spec: the TARGET as typed on the command line.
+        channels: the input's channel count C (dim 1 of an NCHW input), for ``in_channels``-like
+            arguments. Default: ``features``.
         features: the input's last dimension D, used to derive constructor arguments in package
             mode and in the example shown when arguments are missing.
 
@@ -229,13 +246,13 @@ def resolve(spec: str, *, features: int = DEFAULT_FEATURES) -> list[Target]:
     path, sep, rest = spec.rpartition(".py:")
     if sep:
         module = load_file(path + ".py")
-        return [_single(parse_target(rest, spec), module, f"{path}.py:", features)]
+        return [_single(parse_target(rest, spec), module, f"{path}.py:", features, channels)]
     if spec.endswith(".py"):
         module = load_file(spec)
-        return _package(module, f"{spec}:", "", features, module)
+        return _package(module, f"{spec}:", "", features, module, channels)
     call = parse_target(spec, spec)
     if not call.called:
         obj = import_dotted(call.name)
         if isinstance(obj, types.ModuleType):
-            return _package(obj, "", call.name, features, None)
-    return [_single(call, None, "", features)]
+            return _package(obj, "", call.name, features, None, channels)
+    return [_single(call, None, "", features, channels)]

@@ -1,0 +1,148 @@
+"""A whole file of course-project layers checked in one command, with no adapter: constructor
+arguments derived, NCHW inputs drawn, containers built, relative imports followed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gradcheck
+from gradcheck.cli import main
+from gradcheck.targets import resolve
+from tests.gradcheck.corpus import images
+
+IMAGES = str(Path(images.__file__))
+
+
+@pytest.fixture
+def isolated_imports(monkeypatch):
+    """Undo what resolving file targets adds to sys.path and sys.modules."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def _verdicts(capsys, *argv: str) -> tuple[int, dict[str, dict]]:
+    status = main([*argv, "--json"])
+    document = json.loads(capsys.readouterr().out)
+    return status, {t["target"].rpartition(".py:")[2]: t for t in document["targets"]}
+
+
+def test_a_file_of_nchw_layers_is_checked_with_derived_arguments(capsys, isolated_imports):
+    status, targets = _verdicts(capsys, IMAGES)
+    assert status == 1  # the broken ones fail; nothing is left uncheckable
+    expected = {
+        "Conv2d(3, 4, 3)": "pass",
+        "NearestUpsampling(2)": "pass",
+        "ReLU": "pass",
+        "Sigmoid": "pass",
+        "MSE": "pass",
+        "Sequential([Conv2d(3, 4, 3), ReLU(), Conv2d(4, 3, 3)])": "pass",
+        "Conv2dWeightGradientFromFirstSample(3, 4, 3)": "fail",
+        "NearestUpsamplingAverages(2)": "fail",
+        "MSEPerSample": "fail",
+        "Module": "skipped",
+    }
+    assert {name: t["status"] for name, t in targets.items()} == expected
+
+
+def test_nchw_inputs_are_drawn_for_modules_with_in_channels(capsys, isolated_imports):
+    _, targets = _verdicts(capsys, IMAGES)
+    report = targets["Conv2d(3, 4, 3)"]["report"]
+    assert report["options"]["input_shapes"] == [[2, 3, 6, 6]]
+
+
+@pytest.mark.parametrize(
+    ("module", "check"),
+    [
+        (images.Conv2dWeightGradientFromFirstSample(3, 4, 3), gradcheck.PARAMETER_GRADIENT),
+        (images.NearestUpsamplingAverages(2), gradcheck.INPUT_GRADIENT),
+        (images.MSEPerSample(), gradcheck.INPUT_GRADIENT),
+    ],
+    ids=["conv_weight_gradient_batch_1_only", "upsampling_averages", "mse_scaled_by_numel"],
+)
+def test_each_bug_of_the_image_projects_is_flagged(module, check):
+    report = gradcheck.check(module)
+    assert check in [c.name for c in report.failures], str(report)
+
+
+def test_the_conv_weight_bug_is_invisible_at_batch_1():
+    module = images.Conv2dWeightGradientFromFirstSample(3, 4, 3)
+    assert gradcheck.check(module, shape=(1, 3, 6, 6)).passed
+
+
+def test_padding_and_stride_reach_the_check():
+    report = gradcheck.check(images.Conv2d(2, 3, 3, stride=2, padding=1), shape=(2, 2, 7, 7))
+    assert report.passed, str(report)
+
+
+def test_channels_come_from_an_nchw_shape(isolated_imports):
+    names = [t.name.rpartition(":")[2] for t in resolve(IMAGES, features=8, channels=5)]
+    assert "Conv2d(5, 6, 3)" in names
+
+
+def test_a_sequential_taking_a_list_is_built_from_the_target(isolated_imports):
+    (target,) = resolve(f"{IMAGES}:Sequential([Conv2d(3, 2, 3, padding=1), Sigmoid()])")
+    model = target.build()
+    assert [type(m).__name__ for m in model.modules] == ["Conv2d", "Sigmoid"]
+    assert gradcheck.check(model).passed
+
+
+def test_a_file_inside_a_package_keeps_its_relative_imports(tmp_path, isolated_imports):
+    package = tmp_path / "project" / "framework"
+    package.mkdir(parents=True)
+    (tmp_path / "project" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text(
+        "class Module:\n"
+        "    def forward(self, *input):\n        raise NotImplementedError\n"
+        "    def backward(self, *gradwrtoutput):\n        raise NotImplementedError\n"
+        "    def param(self):\n        return []\n"
+    )
+    (package / "activations.py").write_text(
+        "import torch\nfrom .base import Module\n\n"
+        "class Tanh(Module):\n"
+        "    def forward(self, *input):\n        self.y = torch.tanh(input[0])\n        return self.y\n"
+        "    def backward(self, *gradwrtoutput):\n        return gradwrtoutput[0] * (1 - self.y**2)\n"
+    )
+    targets = {t.name.rpartition(":")[2]: t for t in resolve(str(package / "activations.py"))}
+    assert set(targets) == {"Tanh"}  # the base it imports is not its own
+    assert gradcheck.check(targets["Tanh"].build()).passed
+
+
+def test_a_package_without_all_exports_the_classes_its_top_level_imports(
+    tmp_path, isolated_imports, monkeypatch
+):
+    package = tmp_path / "tinynet"
+    package.mkdir()
+    (package / "layers.py").write_text(
+        "import torch\n\n"
+        "class Tanh:\n"
+        "    def forward(self, x):\n        self.y = torch.tanh(x)\n        return self.y\n"
+        "    def backward(self, grad):\n        return grad * (1 - self.y**2)\n"
+    )
+    (package / "__init__.py").write_text("from .layers import Tanh\nfrom torch import Tensor\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert [t.name for t in resolve("tinynet")] == ["tinynet.Tanh"]
+
+
+def test_size_spellings_are_derived(isolated_imports):
+    class Dense:
+        def __init__(self, dim_in, dim_out):
+            self.w = torch.zeros(dim_in, dim_out)
+
+        def forward(self, x):
+            return x @ self.w
+
+        def backward(self, grad):
+            return grad @ self.w.T
+
+    from gradcheck.targets import derive_arguments
+
+    assert derive_arguments(Dense, "", 3, None).args == (3, 4)
