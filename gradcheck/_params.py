@@ -135,6 +135,9 @@ def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Par
             return [_named(module, item[0], item[1], names, index)]
         if _is_tensor_pair(item):
             return _tensor_tuple(module, list(item), names, index)
+        if len(item) == 2 and isinstance(item[0], Tensor) and item[1] is None:
+            tensor = item[0]  # a pair whose gradient backward has not made yet
+            return [Param(_name_of(module, tensor, names, str(index)), tensor, lambda: None)]
         if all(_holder_tensor(x) is not None for x in item):
             return [_holder(module, x, names, f"{index}.{i}") for i, x in enumerate(item)]
         raise _unknown_item(module, index, item)
@@ -142,7 +145,25 @@ def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Par
         return _tensor_list(module, [item], names)
     if _holder_tensor(item) is not None:
         return [_holder(module, item, names, str(index))]
+    if isinstance(item, dict):
+        found = _dict_pair(item)
+        if found is not None:
+            key, grad_key = found
+            tensor = item[key]
+            name = _name_of(module, tensor, names, str(index))
+            return [Param(name, tensor, lambda: item.get(grad_key), holder=None, kind="holder")]
     raise _unknown_item(module, index, item)
+
+
+_VALUE_KEYS = ("value", "data", "param", "params", "weight", "tensor", "w", "p", "val")
+_GRAD_KEYS = ("grad", "gradient", "grads", "dw", "g", "d", "dvalue")
+
+
+def _dict_pair(item: dict) -> tuple[str, str] | None:
+    """The keys of a ``{"value": w, "grad": dw}`` parameter dict, if it is one."""
+    value = next((k for k in _VALUE_KEYS if isinstance(item.get(k), Tensor)), None)
+    grad = next((k for k in _GRAD_KEYS if k in item), None)
+    return (value, grad) if value is not None and grad is not None else None
 
 
 def _named(module: Any, name: str, value: Any, names: dict[int, str], index: int) -> Param:

@@ -108,8 +108,11 @@ def test_a_file_inside_a_package_keeps_its_relative_imports(tmp_path, isolated_i
     (package / "activations.py").write_text(
         "import torch\nfrom .base import Module\n\n"
         "class Tanh(Module):\n"
-        "    def forward(self, *input):\n        self.y = torch.tanh(input[0])\n        return self.y\n"
-        "    def backward(self, *gradwrtoutput):\n        return gradwrtoutput[0] * (1 - self.y**2)\n"
+        "    def forward(self, *input):\n"
+        "        self.y = torch.tanh(input[0])\n"
+        "        return self.y\n"
+        "    def backward(self, *gradwrtoutput):\n"
+        "        return gradwrtoutput[0] * (1 - self.y**2)\n"
     )
     targets = {t.name.rpartition(":")[2]: t for t in resolve(str(package / "activations.py"))}
     assert set(targets) == {"Tanh"}  # the base it imports is not its own

@@ -25,6 +25,8 @@ CORRECT = [
     ("tensors_only", lambda: styles.TensorsOnlyLinear(3, 2), (), {}, ["weight", "bias"]),
     ("gradients_made_in_backward", lambda: styles.LossWrtLinear(3, 2), (), {}, ["w", "b"]),
     ("no_param_method", lambda: styles.NoParamMethodLinear(3, 2), (), {}, ["w", "b"]),
+    ("dict_per_parameter", lambda: styles.DictPerParameterLinear(3, 2), (), {}, ["w", "b"]),
+    ("gradient_made_lazily", lambda: styles.LazyGradientLinear(3, 2), (), {}, ["w"]),
     ("stores_output", styles.StoresOutputTanh, (), {}, []),
     ("float32_buffers", lambda: styles.Float32BuffersLinear(3, 2), (), {}, ["w", "b"]),
     ("features_first", lambda: styles.FeaturesFirstLinear(3, 2), (), {"batch_dim": 1}, ["w", "b"]),

@@ -154,6 +154,34 @@ class LossWrtLinear:
         return [self.w, self.b]
 
 
+class DictPerParameterLinear(_Affine):
+    """``param()`` returns one dict per parameter: ``{"value": w, "grad": dw}``."""
+
+    def param(self):
+        return [{"value": self.w, "grad": self.dw}, {"value": self.b, "grad": self.db}]
+
+
+class LazyGradientLinear:
+    """Pairs whose gradient is None until the first backward makes it."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        self.w = _randn(n_in, n_out)
+        self.dw = None
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w
+
+    def backward(self, grad):
+        if self.dw is None:
+            self.dw = torch.zeros_like(self.w)
+        self.dw += self.x.T @ grad
+        return grad @ self.w.T
+
+    def param(self):
+        return [(self.w, self.dw)]
+
+
 class NoParamMethodLinear(_Affine):
     """No ``param()`` at all: ``w``, ``b`` with ``dw``, ``db`` beside them."""
 
