@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from conformance.seeds import SEEDS
 from conformance.spec import ACTIVATIONS
 
-EXPERIMENTS = ("002", "003")
+EXPERIMENTS = tuple(SEEDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,28 +20,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m conformance",
         description=(
-            "Reproduce seed 002's grid and seed 003's activation comparison in nnlite and "
-            "torch.nn side by side; write the table (Markdown, JSON) and plots to --out."
+            "Reproduce the five course reports' experiments (seeds 000-004), each with its own "
+            "stated setup, in nnlite and torch.nn side by side; write the table (Markdown, "
+            "JSON), a page per seed and the plots to --out."
         ),
     )
     parser.add_argument(
         "--out",
         type=Path,
         default=Path("conformance-report"),
-        help="folder for table.md, table.json and the PNGs (default: %(default)s)",
+        help="folder for table.md, table.json, the seed pages and PNGs (default: %(default)s)",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="2 runs of 5 epochs per configuration instead of the seeds' settings",
+        help="2 runs per configuration and a few epochs (each seed's quick_epochs), under a "
+        "minute, instead of the seeds' own runs and epochs",
     )
     parser.add_argument(
-        "--runs", type=int, help="runs per configuration (default: 10, or 2 with --quick)"
+        "--runs",
+        type=int,
+        help="runs per configuration (default: each seed's own, 5-20; 2 with --quick)",
     )
     parser.add_argument(
         "--epochs",
         type=int,
-        help="epochs for every configuration (default: the seeds' 30 and 100; 5 with --quick)",
+        help="epochs for every configuration (default: each seed's own, 7 to 10,000)",
     )
     parser.add_argument(
         "--activation",
@@ -77,16 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         parser.error(f"cannot write the report to --out {str(args.out)!r}: {problem}")
 
-    runs = args.runs or (2 if args.quick else 10)
-    quick_epochs = 5 if args.quick else None
-    epochs_002 = args.epochs or quick_epochs or 30
-    epochs_003 = args.epochs or quick_epochs or 100
     experiments = args.experiment or list(EXPERIMENTS)
     rows = []
-    if "002" in experiments:
-        rows += report.seed_002_rows(epochs_002)
-    if "003" in experiments:
-        rows += report.seed_003_rows(epochs_003)
+    for seed in (SEEDS[name] for name in EXPERIMENTS if name in experiments):
+        rows += report.rows_for([seed], args.epochs or (seed.quick_epochs if args.quick else None))
     if args.activation:
         rows = [row for row in rows if row.config.activation in args.activation]
         if not rows:
@@ -99,15 +98,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    runs = args.runs or (2 if args.quick else None)
     started = time.perf_counter()
     try:
-        results = report.run_rows(rows, runs, progress=report.stderr_progress)
+        results = report.run_rows(
+            rows,
+            runs if runs is not None else (lambda row: SEEDS[row.seed].runs),
+            progress=report.stderr_progress,
+        )
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
-    written = report.write_report(results, args.out, runs=runs, seconds=seconds, quick=args.quick)
+    runs_text = str(runs) if runs is not None else "each seed's own number of"
+    written = report.write_report(
+        results, args.out, runs=runs_text, seconds=seconds, quick=args.quick
+    )
     print(report.markdown_table(results))
-    print(f"{len(rows)} configurations x {runs} runs in {seconds:.1f}s; wrote:")
+    print(report.explanations(results), end="")
+    total = sum(len(r.nn_test_accuracy) for r in results)
+    print(f"{len(rows)} configurations, {total} runs in each framework, in {seconds:.1f}s; wrote:")
     for path in written:
         print(f"  {path}")
     return 0

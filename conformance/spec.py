@@ -14,6 +14,9 @@ LOSSES = ("mse", "ce", "bce")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "exponential")
 INITS = ("seed", "torch_to_nnlite", "nnlite_to_torch")
+WEIGHT_INITS = ("default", "xavier_normal", "xavier_normal_gain", "constant")
+REDUCTIONS = ("mean", "sum")
+OUTPUT_ACTIVATIONS = ("tanh",)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 _DTYPE_TAGS = {torch.float32: "f32", torch.float64: "f64"}
@@ -28,7 +31,9 @@ class Config:
 
     The network is ``Linear(2, hidden[0])``, the activation, ``Dropout(dropout)`` when
     ``dropout > 0``, and so on for each hidden width, then ``Linear(hidden[-1], outputs)``,
-    followed by ``Sigmoid`` when the loss is ``"bce"``.
+    followed by ``Sigmoid`` when the loss is ``"bce"`` or by ``output_activation``. A sigmoid
+    with a slope, :math:`1 / (1 + e^{-\lambda x})`, is ``Scale(lambda)`` then ``Sigmoid`` in
+    both frameworks (see :mod:`conformance.twins`).
 
     The targets follow the loss: ``"ce"`` takes class indices (two outputs); ``"bce"`` takes
     the 0/1 label as a float column (one output, after a sigmoid); ``"mse"`` takes the one-hot
@@ -60,6 +65,16 @@ class Config:
             ``"nnlite_to_torch"`` loads nnlite's into torch.nn.
         negative_slope: LeakyReLU's slope for negative inputs.
         alpha: ELU's alpha.
+        sigmoid_slope: :math:`\lambda` of the hidden sigmoid :math:`1 / (1 + e^{-\lambda x})`.
+        weight_init: how both networks' Linear layers are initialised, in both frameworks with
+            their own ``init`` functions after the same seed: ``"default"`` (torch.nn.Linear's:
+            weights and biases from :math:`U(-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}})`),
+            ``"xavier_normal"`` (weights and biases from :math:`N(0, 2 / (n_{in} + n_{out}))`),
+            ``"xavier_normal_gain"`` (the same times the activation's gain, and the last layer
+            from :math:`N(0, 1)`), ``"constant"`` (every parameter ``init_value``).
+        init_value: the value of every parameter with ``weight_init="constant"``.
+        reduction: the loss's ``reduction``, ``"mean"`` or ``"sum"``.
+        output_activation: ``None`` or ``"tanh"``, applied to the last layer's output.
     """
 
     activation: str = "relu"
@@ -82,12 +97,31 @@ class Config:
     init: str = "seed"
     negative_slope: float = 0.01
     alpha: float = 1.0
+    sigmoid_slope: float = 1.0
+    weight_init: str = "default"
+    init_value: float = 0.0
+    reduction: str = "mean"
+    output_activation: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("init", self.init, INITS)
+        _check_choice("weight_init", self.weight_init, WEIGHT_INITS)
+        _check_choice("reduction", self.reduction, REDUCTIONS)
+        if self.output_activation is not None:
+            _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+            if self.loss != "mse":
+                raise ValueError(
+                    f"Config: output_activation {self.output_activation!r} needs loss 'mse', "
+                    f"got {self.loss!r} (BCE has its sigmoid, CrossEntropy takes raw scores)"
+                )
+        if self.sigmoid_slope != 1.0 and self.activation != "sigmoid":
+            raise ValueError(
+                f"Config: sigmoid_slope {self.sigmoid_slope} given for activation "
+                f"{self.activation!r}; it applies to 'sigmoid' only"
+            )
         if self.schedule is not None:
             _check_choice("schedule", self.schedule, SCHEDULES)
             _check_keys("schedule_options", self.schedule_options, _SCHEDULE_OPTIONS[self.schedule])
@@ -152,6 +186,15 @@ class Config:
         ]
         if self.hidden != (25, 25, 25):
             parts.append("h" + "x".join(map(str, self.hidden)))
+        if self.sigmoid_slope != 1.0:
+            parts.append(f"slope{_short(self.sigmoid_slope)}")
+        if self.weight_init != "default":
+            value = f"({_short(self.init_value)})" if self.weight_init == "constant" else ""
+            parts.append(f"init={self.weight_init}{value}")
+        if self.reduction != "mean":
+            parts.append(f"{self.reduction}")
+        if self.output_activation is not None:
+            parts.append(f"out={self.output_activation}")
         return "-".join(parts)
 
     def replace(self, **changes: Any) -> Config:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from torch import Tensor
 
 import nnlite
 import nnlite.data
+import nnlite.init
 import nnlite.optim
 from conformance.spec import Config
 
@@ -97,12 +99,12 @@ def build_sides(config: Config) -> tuple[Side, Side]:
 def side(framework: str, config: Config, model: Any) -> Side:
     """Wraps ``model`` with a fresh loss, optimizer, schedule and batch-order generator."""
     if framework == "nnlite":
-        criterion = _NNLITE_LOSSES[config.loss]()
+        criterion = _NNLITE_LOSSES[config.loss](reduction=config.reduction)
         optimizer_class = nnlite.optim.SGD if config.optimizer == "sgd" else nnlite.optim.Adam
         optimizer = optimizer_class(model.param(), **config.optimizer_options)
         schedulers = nnlite.optim.lr_scheduler
     else:
-        criterion = _TORCH_LOSSES[config.loss]()
+        criterion = _TORCH_LOSSES[config.loss](reduction=config.reduction)
         optimizer_class = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.Adam
         optimizer = optimizer_class(model.parameters(), **config.optimizer_options)
         schedulers = torch.optim.lr_scheduler
@@ -116,32 +118,99 @@ def side(framework: str, config: Config, model: Any) -> Side:
 
 
 def build_nnlite_model(config: Config) -> nnlite.Sequential:
-    """The nnlite network of ``config`` (float32, freshly initialised)."""
-    return nnlite.Sequential(*_layers(config, nnlite))
+    """The nnlite network of ``config`` (float32, initialised by nnlite.init as configured)."""
+    model = nnlite.Sequential(*_layers(config, nnlite, NnliteScale))
+    _initialise([m for m in model if isinstance(m, nnlite.Linear)], config, nnlite.init)
+    return model
 
 
 def build_torch_model(config: Config) -> torch.nn.Sequential:
-    """The torch.nn network of ``config`` (float32, freshly initialised)."""
-    return torch.nn.Sequential(*_layers(config, torch.nn))
+    """The torch.nn network of ``config`` (float32, initialised by torch.nn.init as configured)."""
+    model = torch.nn.Sequential(*_layers(config, torch.nn, TorchScale))
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        _initialise(linears, config, torch.nn.init)
+    return model
 
 
-def _layers(config: Config, ns: Any) -> list[Any]:
+class NnliteScale(nnlite.Module):
+    r"""Multiplies its input by a constant: :math:`y = \lambda x`, :math:`dy/dx = \lambda`.
+
+    ``Scale(3)`` then ``Sigmoid`` is seed 003's sigmoid with slope 3, :math:`1/(1+e^{-3x})`.
+    """
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input * self.factor
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        # NOTE: autograd's MulBackward0 for a Python-number factor: grad * factor.
+        return grad_output * self.factor
+
+
+class TorchScale(torch.nn.Module):
+    r"""torch.nn's twin of :class:`NnliteScale` (autograd differentiates the product)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input * self.factor
+
+
+def _initialise(linears: list[Any], config: Config, init: Any) -> None:
+    # ``init`` is nnlite.init or torch.nn.init: both draw the same values from the same stream.
+    if config.weight_init == "default":
+        return
+    if config.weight_init == "constant":
+        for layer in linears:
+            init.constant_(layer.weight, config.init_value)
+            init.constant_(layer.bias, config.init_value)
+        return
+    gain = 1.0
+    if config.weight_init == "xavier_normal_gain":
+        param = config.negative_slope if config.activation == "leaky_relu" else None
+        gain = init.calculate_gain(config.activation, param)
+    for index, layer in enumerate(linears):
+        if config.weight_init == "xavier_normal_gain" and index == len(linears) - 1:
+            # Seed 002: "If no activation is applied, we sample from the standard normal".
+            init.normal_(layer.weight)
+            init.normal_(layer.bias)
+            continue
+        fan_out, fan_in = layer.weight.shape
+        init.xavier_normal_(layer.weight, gain=gain)
+        # NOTE: xavier_normal_'s expression for the standard deviation, so the bias gets the
+        # weight's distribution (torch's xavier_normal_ refuses 1-d tensors).
+        init.normal_(layer.bias, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+
+
+def _layers(config: Config, ns: Any, scale: type) -> list[Any]:
     activation = {
-        "relu": lambda: ns.ReLU(),
-        "tanh": lambda: ns.Tanh(),
-        "sigmoid": lambda: ns.Sigmoid(),
-        "leaky_relu": lambda: ns.LeakyReLU(config.negative_slope),
-        "elu": lambda: ns.ELU(config.alpha),
+        "relu": lambda: [ns.ReLU()],
+        "tanh": lambda: [ns.Tanh()],
+        "sigmoid": lambda: (
+            [ns.Sigmoid()]
+            if config.sigmoid_slope == 1.0
+            else [scale(config.sigmoid_slope), ns.Sigmoid()]
+        ),
+        "leaky_relu": lambda: [ns.LeakyReLU(config.negative_slope)],
+        "elu": lambda: [ns.ELU(config.alpha)],
     }[config.activation]
     sizes = config.layer_sizes
     layers: list[Any] = []
     for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1], strict=True):
-        layers += [ns.Linear(fan_in, fan_out), activation()]
+        layers += [ns.Linear(fan_in, fan_out), *activation()]
         if config.dropout > 0:
             layers.append(ns.Dropout(config.dropout))
     layers.append(ns.Linear(sizes[-2], sizes[-1]))
     if config.loss == "bce":
         layers.append(ns.Sigmoid())
+    elif config.output_activation == "tanh":
+        layers.append(ns.Tanh())
     return layers
 
 

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
         (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
         (["--epochs", "-3"], "--epochs must be a positive integer, got -3"),
         (["--runs", "0"], "--runs must be a positive integer, got 0"),
-        (["--experiment", "007"], "unknown experiment '007'; choose from 002, 003"),
+        (["--experiment", "007"], "unknown experiment '007'; choose from 000, 001, 002, 003, 004"),
         (["--experiment", "002", "--activation", "elu"], "no configuration of experiment(s) 002"),
+        (["--experiment", "004", "--activation", "tanh"], "no configuration of experiment(s) 004"),
         (["--epochs", "ten"], "invalid int value: 'ten'"),
     ],
     ids=[
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
         "zero-runs",
         "unknown-experiment",
         "activation-not-in-experiment",
+        "activation-not-in-seed-004",
         "non-integer-epochs",
     ],
 )
@@ -55,7 +57,7 @@ def test_unwritable_folder_exits_2_naming_it(
     assert f"cannot write the report to --out '{blocker / 'report'}'" in capsys.readouterr().err
 
 
-def test_module_run_writes_table_json_and_plots(tmp_path: Path) -> None:
+def test_module_run_writes_table_json_seed_page_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "report"
     argv = ["--experiment", "002", "--activation", "relu", "--runs", "2", "--epochs", "2"]
     result = subprocess.run(
@@ -66,7 +68,7 @@ def test_module_run_writes_table_json_and_plots(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "| seed 002 | CE / SGD / ReLU |" in result.stdout
+    assert "| 002 | CE / SGD / ReLU |" in result.stdout
     assert "[4/8]" in result.stderr.replace(" ", "")  # progress lines
     table = json.loads((out / "table.json").read_text())
     assert [row["configuration"] for row in table["rows"]] == [
@@ -75,6 +77,16 @@ def test_module_run_writes_table_json_and_plots(tmp_path: Path) -> None:
         "CE / SGD / ReLU",
         "CE / Adam / ReLU",
     ]
-    assert all(row["runs"] == 2 for row in table["rows"])
-    for name in ("table.md", "loss-curves-seed-002.png", "decision-map.png"):
+    assert all(row["runs"] == 2 and row["config"]["epochs"] == 2 for row in table["rows"])
+    assert all(row["exact"] for row in table["rows"]), table["rows"]
+    for name in (
+        "table.md",
+        "seed-002.md",
+        "loss-curves-seed-002.png",
+        "decision-map-seed-002.png",
+    ):
         assert (out / name).stat().st_size > 0, name
+    page = (out / "seed-002.md").read_text()
+    assert "## What it did not state, and what these runs chose" in page
+    assert "![seed 002 decision map](decision-map-seed-002.png)" in page
+    assert "[seed 002](seed-002.md)" in (out / "table.md").read_text()
