@@ -140,6 +140,8 @@ def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Par
             return [Param(_name_of(module, tensor, names, str(index)), tensor, lambda: None)]
         if all(_holder_tensor(x) is not None for x in item):
             return [_holder(module, x, names, f"{index}.{i}") for i, x in enumerate(item)]
+        if all(isinstance(x, tuple | list | dict) for x in item):  # one list per layer
+            return [p for x in item for p in _item(module, index, x, names)]
         raise _unknown_item(module, index, item)
     if isinstance(item, Tensor):
         return _tensor_list(module, [item], names)

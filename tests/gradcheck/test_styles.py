@@ -37,6 +37,13 @@ CORRECT = [
     ("shift_accumulates", styles.Shift, (), {}, ["b"]),
     ("frees_cache", styles.FreesCacheTanh, (), {}, []),
     (
+        "nested_parameter_lists",
+        lambda: styles.NestedSequential([styles.PairLinear(3, 4), styles.FreesCacheTanh()]),
+        (),
+        {},
+        ["layers.0.w", "layers.0.b"],
+    ),
+    (
         "silent_sequential",
         lambda: styles.SilentSequential([styles.PairLinear(3, 4), styles.PairLinear(4, 2)]),
         (),

@@ -226,6 +226,18 @@ class PairLinear(_Affine):
         return [(self.w, self.dw), (self.b, self.db)]
 
 
+class NestedSequential(SilentSequential):
+    """``param()`` returns one list of pairs per layer, not flattened; backward returns."""
+
+    def backward(self, grad):
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def param(self):
+        return [layer.param() for layer in self.layers]
+
+
 class FeaturesFirstLinear:
     """Inputs are (features, batch): ``W @ x + b``."""
 
