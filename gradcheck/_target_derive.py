@@ -117,7 +117,22 @@ _FIXED = {
     "scale": 2,
     "factor": 2,
     "upscale_factor": 2,
+    # Not torch's defaults: a slope of 0.01 or an alpha of 1 would hide a missing factor.
+    "negative_slope": 0.1,
+    "slope": 0.1,
+    "leak": 0.1,
+    "alpha": 0.5,
+    "p": 0.5,
+    "drop_prob": 0.5,
+    "dropout": 0.5,
+    "prob": 0.5,
+    "rate": 0.5,
 }
+#: Constructor parameters that take one module to wrap (a skip connection, a residual block):
+#: they get the package's activation, which keeps the shape.
+_WRAPPED = frozenset(
+    {"module", "layer", "block", "inner", "submodule", "sublayer", "net", "fn", "function"}
+)
 #: Constructor parameters that take the list of layers of a container.
 _LAYER_LISTS = frozenset(
     {
@@ -164,33 +179,46 @@ def is_module_class(obj: Any) -> bool:
     return callable(getattr(obj, "forward", None)) and callable(getattr(obj, "backward", None))
 
 
-def _only_raises_not_implemented(function: Any) -> bool:
+def _is_stub(function: Any) -> bool:
+    """Whether ``function``'s whole body (past its docstring) is ``raise NotImplementedError``,
+    ``pass``, ``...`` or a bare ``return``: a base class's placeholder, not an implementation."""
     try:
         source = textwrap.dedent(inspect.getsource(function))
         tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError):
+    except (OSError, TypeError, SyntaxError, ValueError):
         return False
     if not tree.body or not isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef):
         return False
     body = tree.body[0].body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
-    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+    if not body:
+        return True
+    if len(body) != 1:
         return False
-    exc = body[0].exc
+    statement = body[0]
+    if isinstance(statement, ast.Pass):
+        return True
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+        return statement.value.value is Ellipsis
+    if isinstance(statement, ast.Return):
+        return statement.value is None or (
+            isinstance(statement.value, ast.Constant) and statement.value.value is None
+        )
+    if not isinstance(statement, ast.Raise) or statement.exc is None:
+        return False
+    exc = statement.exc
     exc = exc.func if isinstance(exc, ast.Call) else exc
     return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
 
 
 def is_abstract(cls: type) -> bool:
     """Whether ``cls`` is a base class rather than a module: abstract methods, or a ``forward``
-    or ``backward`` whose whole body is ``raise NotImplementedError``."""
+    or ``backward`` (its own or inherited) whose whole body is ``raise NotImplementedError``,
+    ``pass`` or ``...``."""
     if inspect.isabstract(cls):
         return True
-    return any(
-        _only_raises_not_implemented(getattr(cls, method, None))
-        for method in ("forward", "backward")
-    )
+    return any(_is_stub(getattr(cls, method, None)) for method in ("forward", "backward"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,20 +256,38 @@ def _first_class(namespace: Any, names: Sequence[str]) -> str | None:
     return None
 
 
-def _sized(cls: type, name: str, size_in: int, size_out: int) -> Call | None:
-    """``name(...)`` with every required parameter derived, or None when one cannot be."""
+def _sized(
+    cls: type, name: str, size_in: int, size_out: int, activation: Call | None = None
+) -> Call | None:
+    """``name(...)`` with every required parameter derived (and the sizes a constructor leaves
+    at ``None`` by default, as keywords), or None when one cannot be."""
+    try:
+        parameters = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return Call(name, (), called=True)
     args: list[Any] = []
-    for parameter in required_parameters(cls)[0]:
+    kwargs: list[tuple[str, Any]] = []
+    for parameter in parameters:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
         key = parameter.name.lower()
         if key in _IN_NAMES or key in _IN_CHANNELS:
-            args.append(size_in)
+            value: Any = size_in
         elif key in _OUT_NAMES or key in _OUT_CHANNELS:
-            args.append(size_out)
+            value = size_out
         elif key in _FIXED:
-            args.append(_FIXED[key])
-        else:
+            value = _FIXED[key]
+        elif key in _WRAPPED and activation is not None:
+            value = activation
+        elif parameter.default is parameter.empty:
             return None
-    return Call(name, tuple(args), called=True)
+        else:
+            continue
+        if parameter.default is parameter.empty:
+            args.append(value)
+        elif parameter.default is None and (key not in _FIXED and key not in _WRAPPED):
+            kwargs.append((parameter.name, value))
+    return Call(name, tuple(args), tuple(kwargs), called=True)
 
 
 def _chain(prefix: str, namespace: Any, features: int, channels: int) -> list[Call] | None:
@@ -305,9 +351,17 @@ def derive_arguments(
             return None if chain is None else Call(name, (Items(tuple(chain), list),), called=True)
         if not required:
             return Call(name, tuple(chain or ()), called=True)
-    conv = any(p.name.lower() in _IN_CHANNELS | _OUT_CHANNELS for p in required)
+    try:
+        names = {p.lower() for p in inspect.signature(cls).parameters}
+    except (TypeError, ValueError):
+        names = set()
+    conv = bool(names & (_IN_CHANNELS | _OUT_CHANNELS))
     size = channels if conv else features
-    return _sized(cls, name, size, size + 1)
+    activation = _first_class(namespace, _ACTIVATIONS)
+    wrapped = None
+    if activation is not None and not required_parameters(getattr(namespace, activation))[0]:
+        wrapped = Call(f"{prefix}.{activation}" if prefix else activation, called=True)
+    return _sized(cls, name, size, size + 1, wrapped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,25 +216,31 @@ def _prepare_args(
 def _fit_default_input(
     adapted: Adapted, args: list[Any], seed: int, input_range: Sequence[float] | None
 ) -> str | None:
-    """For a layer given a drawn ``(N, D)`` input: if its forward refuses it, try an NCHW image
-    batch (a parameterless upsampling or pooling layer of an image project) and say so."""
-    torch.default_generator.manual_seed(seed)
+    """For a layer given a drawn ``(N, D)`` input: if its forward or backward refuses it, try an
+    NCHW image batch (a parameterless layer of an image project) and say so."""
+
+    def attempt(x: Tensor) -> None:
+        torch.default_generator.manual_seed(seed)
+        out = adapted.forward(x.clone())
+        if isinstance(out, Tensor):
+            generator = torch.Generator().manual_seed(seed)
+            adapted.backward(torch.randn(out.shape, generator=generator).to(out.dtype))
+
     try:
-        adapted.forward(*[a.clone() for a in args])
+        attempt(args[0])
         return None
     except Exception as exc:
         problem = exception_text(exc)
     shape = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
     image = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
-    torch.default_generator.manual_seed(seed)
     try:
-        adapted.forward(image.clone())
+        attempt(image)
     except Exception:
-        return None  # the (N, D) input it is: the forward check reports the module's exception
+        return None  # the (N, D) input it is: the checks report the module's exception
     drawn = tuple(args[0].shape)
     args[0] = image
     return (
-        f"forward refused a {drawn} input ({problem}); an NCHW batch {shape} was drawn instead; "
+        f"a {drawn} input was refused ({problem}); an NCHW batch {shape} was drawn instead; "
         "pass shape= (--shape) to choose"
     )
 
