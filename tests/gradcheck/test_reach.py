@@ -39,7 +39,10 @@ def test_a_file_of_nchw_layers_is_checked_with_derived_arguments(capsys, isolate
     assert status == 1  # the broken ones fail; nothing is left uncheckable
     expected = {
         "Conv2d(3, 4, 3)": "pass",
+        "Conv(channels_in=3, channels_out=4)": "pass",
         "NearestUpsampling(2)": "pass",
+        "LeakyReLU(0.1)": "pass",
+        "SkipConnection(ReLU())": "pass",
         "ReLU": "pass",
         "Sigmoid": "pass",
         "MSE": "pass",
@@ -47,6 +50,8 @@ def test_a_file_of_nchw_layers_is_checked_with_derived_arguments(capsys, isolate
         "Conv2dWeightGradientFromFirstSample(3, 4, 3)": "fail",
         "NearestUpsamplingAverages(2)": "fail",
         "MSEPerSample": "fail",
+        "LeakyReLUIgnoresUpstream(0.1)": "fail",
+        "SkipConnectionAddsInPlace(ReLU())": "fail",
         "Module": "skipped",
     }
     assert {name: t["status"] for name, t in targets.items()} == expected
@@ -64,8 +69,16 @@ def test_nchw_inputs_are_drawn_for_modules_with_in_channels(capsys, isolated_imp
         (images.Conv2dWeightGradientFromFirstSample(3, 4, 3), gradcheck.PARAMETER_GRADIENT),
         (images.NearestUpsamplingAverages(2), gradcheck.INPUT_GRADIENT),
         (images.MSEPerSample(), gradcheck.INPUT_GRADIENT),
+        (images.LeakyReLUIgnoresUpstream(0.1), gradcheck.LINEARITY),
+        (images.SkipConnectionAddsInPlace(images.ReLU()), gradcheck.GRAD_OUTPUT_MUTATION),
     ],
-    ids=["conv_weight_gradient_batch_1_only", "upsampling_averages", "mse_scaled_by_numel"],
+    ids=[
+        "conv_weight_gradient_batch_1_only",
+        "upsampling_averages",
+        "mse_scaled_by_numel",
+        "leaky_relu_ignores_upstream",
+        "skip_connection_adds_into_upstream",
+    ],
 )
 def test_each_bug_of_the_image_projects_is_flagged(module, check):
     report = gradcheck.check(module)
@@ -75,6 +88,29 @@ def test_each_bug_of_the_image_projects_is_flagged(module, check):
 def test_the_conv_weight_bug_is_invisible_at_batch_1():
     module = images.Conv2dWeightGradientFromFirstSample(3, 4, 3)
     assert gradcheck.check(module, shape=(1, 3, 6, 6)).passed
+
+
+def test_a_layer_whose_backward_refuses_a_2d_input_gets_an_nchw_batch_and_a_note():
+    report = gradcheck.check(images.SkipConnection(images.ReLU()))
+    assert report.passed, str(report)
+    assert report.options["input_shapes"] == [[2, 3, 6, 6]]
+    assert any("an NCHW batch (2, 3, 6, 6) was drawn instead" in note for note in report.notes)
+
+
+def test_a_base_whose_backward_is_pass_is_skipped_as_abstract():
+    from gradcheck.targets import is_abstract
+
+    class Base:
+        def forward(self, x):
+            return x
+
+        def backward(self, grad):
+            pass
+
+    class Model(Base):
+        pass
+
+    assert is_abstract(Base) and is_abstract(Model)
 
 
 def test_padding_and_stride_reach_the_check():

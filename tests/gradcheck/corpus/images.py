@@ -58,6 +58,13 @@ class Conv2d(Module):
         return [(self.weight, self.dweight), (self.bias, self.dbias)]
 
 
+class Conv(Conv2d):
+    """Sizes as keywords defaulting to None, as some projects write them."""
+
+    def __init__(self, channels_in=None, channels_out=None, kernel_size=3, padding=1):
+        super().__init__(channels_in, channels_out, kernel_size, padding=padding)
+
+
 class NearestUpsampling(Module):
     def __init__(self, scale_factor):
         self.scale_factor = scale_factor
@@ -88,6 +95,37 @@ class Sigmoid(Module):
 
     def backward(self, *gradwrtoutput):
         return gradwrtoutput[0] * self.y * (1 - self.y)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope):
+        self.negative_slope = negative_slope
+
+    def forward(self, *input):
+        self.x = input[0]
+        return torch.where(self.x > 0, self.x, self.negative_slope * self.x)
+
+    def backward(self, *gradwrtoutput):
+        return gradwrtoutput[0] * torch.where(self.x > 0, 1.0, self.negative_slope)
+
+
+class SkipConnection(Module):
+    """Concatenates a module's output with its input along the channels (a U-Net's skip)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def forward(self, *input):
+        self.channels = input[0].shape[1]
+        return torch.cat((self.module.forward(input[0]), input[0]), dim=1)
+
+    def backward(self, *gradwrtoutput):
+        n, c, h, w = gradwrtoutput[0].shape
+        inner = self.module.backward(gradwrtoutput[0][:, : c - self.channels])
+        return inner + gradwrtoutput[0][:, c - self.channels :]
+
+    def param(self):
+        return self.module.param()
 
 
 class MSE(Module):
@@ -140,6 +178,23 @@ class NearestUpsamplingAverages(NearestUpsampling):
         g, s = gradwrtoutput[0], self.scale_factor
         n, c, h, w = g.shape
         return g.view(n, c, h // s, s, w // s, s).mean((3, 5))
+
+
+class LeakyReLUIgnoresUpstream(LeakyReLU):
+    """Returns the local derivative alone."""
+
+    def backward(self, *gradwrtoutput):
+        return torch.where(self.x > 0, 1.0, self.negative_slope)
+
+
+class SkipConnectionAddsInPlace(SkipConnection):
+    """Adds into a view of the upstream gradient: the caller's tensor changes."""
+
+    def backward(self, *gradwrtoutput):
+        n, c, h, w = gradwrtoutput[0].shape
+        skip = gradwrtoutput[0][:, c - self.channels :]
+        skip += self.module.backward(gradwrtoutput[0][:, : c - self.channels])
+        return skip
 
 
 class MSEPerSample(MSE):
