@@ -256,6 +256,47 @@ def _first_class(namespace: Any, names: Sequence[str]) -> str | None:
     return None
 
 
+_SIZE_WORDS = frozenset(
+    {
+        "size",
+        "dim",
+        "dims",
+        "features",
+        "feature",
+        "units",
+        "neurons",
+        "nodes",
+        "channels",
+        "channel",
+        "ch",
+        "nb",
+        "n",
+        "num",
+        "number",
+        "width",
+        "layer",
+        "len",
+        "length",
+        "count",
+    }
+)
+
+
+def _side(name: str) -> str | None:
+    """``"in"`` or ``"out"`` for a size spelled any other way: ``input_layer_size``,
+    ``nb_of_inputs``, ``size_output``, ``num_in_units``; None for anything else."""
+    words = set(name.replace("-", "_").split("_"))
+    if not words & _SIZE_WORDS:
+        return None
+    ins = words & {"in", "input", "inputs"}
+    outs = words & {"out", "output", "outputs"}
+    if ins and not outs:
+        return "in"
+    if outs and not ins:
+        return "out"
+    return None
+
+
 def _sized(
     cls: type, name: str, size_in: int, size_out: int, activation: Call | None = None
 ) -> Call | None:
@@ -271,9 +312,9 @@ def _sized(
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         key = parameter.name.lower()
-        if key in _IN_NAMES or key in _IN_CHANNELS:
+        if key in _IN_NAMES or key in _IN_CHANNELS or _side(key) == "in":
             value: Any = size_in
-        elif key in _OUT_NAMES or key in _OUT_CHANNELS:
+        elif key in _OUT_NAMES or key in _OUT_CHANNELS or _side(key) == "out":
             value = size_out
         elif key in _FIXED:
             value = _FIXED[key]

@@ -131,7 +131,7 @@ def check_forward(s: Session) -> None:
     _check_output_shape(s, out)
     check_input_mutation(s, "forward")
     second = s.forward(FORWARD_DETERMINISM)
-    if equal(out, second):
+    if equal(s.out, second):  # not `out`: the module may return its input, since restored
         s.add(FORWARD_DETERMINISM, True)
         return
     raise ModuleFailed(
@@ -153,8 +153,13 @@ def _check_output_shape(s: Session, out: Tensor) -> None:
     batch_dim = s.adapted.batch_dim
     if s.adapted.is_loss:
         if out.numel() != 1:
-            problems.append(
-                f"a loss must return one value (a 0-dim tensor), got shape {shape_text(out)}"
+            raise ModuleFailed(
+                CheckResult(
+                    OUTPUT_SHAPE,
+                    False,
+                    f"a loss must return one value (a 0-dim tensor), got shape "
+                    f"{shape_text(out)}; " + _reduction_hint(s, out.numel()),
+                )
             )
     elif first is not None and first.dim() >= 2:
         if out.dim() <= batch_dim or out.shape[batch_dim] != first.shape[batch_dim]:
@@ -171,6 +176,43 @@ def _check_output_shape(s: Session, out: Tensor) -> None:
                     f"output shape {shape_text(out)} does not end with out_features={features}"
                 )
     s.add(OUTPUT_SHAPE, not problems, "; ".join(problems) or f"{shape_text(out)} {out.dtype}")
+
+
+def _reduction_hint(s: Session, count: int) -> str:
+    """Say which reduction of a loss's ``count`` values its backward() is the gradient of: a
+    directional central difference of their sum, against backward() along the same direction."""
+    x = s.args[0]
+    try:
+        s.forward(OUTPUT_SHAPE)
+        (grad,) = s.backward(None, OUTPUT_SHAPE)[:1]
+        u = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
+        h = float(torch.finfo(x.dtype).eps) ** (1 / 3)
+        saved = x.clone()
+        try:
+            x.add_(u, alpha=h)
+            plus = float(s.forward(OUTPUT_SHAPE).sum())
+            x.copy_(saved).add_(u, alpha=-h)
+            minus = float(s.forward(OUTPUT_SHAPE).sum())
+        finally:
+            x.copy_(saved)
+    except ModuleFailed:
+        return "return their mean or sum"
+    if grad is None or grad.shape != x.shape:
+        return "return their mean or sum"
+    numerical = (plus - minus) / (2 * h)
+    analytical = float((grad.to(x.dtype) * u).sum())
+    for name, value in (("sum", numerical), ("mean", numerical / count)):
+        if abs(analytical - value) <= 1e-4 * max(abs(value), 1e-12):
+            return (
+                f"its backward() is the gradient of the {name} of these {count} values: "
+                f"return that {name}"
+            )
+    return (
+        f"its backward() is the gradient of neither the sum nor the mean of these {count} "
+        "values (along a random direction: backward gives "
+        f"{analytical:.6g}, the sum's derivative is {numerical:.6g}): return one of them and "
+        "make backward its gradient"
+    )
 
 
 def check_input_mutation(s: Session, during: str) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from gradcheck import behaviour
+from gradcheck import behaviour, budget
 from gradcheck._adapt import Adapted, CannotAdapt, adapt
 from gradcheck.behaviour import Unsupported
 from gradcheck.inputs import (
@@ -73,7 +74,8 @@ __all__ = [
     "default_tolerances",
 ]
 
-_MODES = ("auto", "full", "fast")
+_MODES = ("auto", "full", "vjp", "fast")
+_ORACLES = ("finite-differences", "autograd")
 _TARGET_KINDS = ("auto", "like", "class", "onehot", "prob")
 #: Default (atol, rtol) per dtype the check computes in. float32's step is cbrt(eps) = 4.9e-3,
 #: whose truncation and rounding errors are each about 2e-5 relative: rtol 1e-2 leaves room for
@@ -165,25 +167,42 @@ def _prepare_args(
     input_range: Sequence[float] | None,
     seed: int,
     dtype: torch.dtype,
-    shape: Sequence[int] | None,
+    shape: Sequence[int] | Sequence[Sequence[int]] | None,
 ) -> tuple[list[Any], list[int], str | None]:
-    """The inputs, which of them are differentiated, and the target kind drawn (if any)."""
+    """The inputs, which of them are differentiated, and the target kind drawn (if any).
+
+    numpy arrays are taken as tensors. ``shape`` is one shape or a list of them, one per input;
+    an adapter with ``input_shapes(given)`` fills in the rest, and one with ``probe(args)``
+    is called once on the inputs before the check (it raises CannotAdapt when it cannot be
+    checked)."""
+    inputs = tuple(_from_numpy(x) for x in inputs)
+    target = _from_numpy(target)
     for i, x in enumerate(inputs):
         if not isinstance(x, Tensor):
-            raise TypeError(f"input {i} is a {type(x).__name__}; gradcheck takes tensors as inputs")
+            raise TypeError(
+                f"input {i} is a {type(x).__name__}; gradcheck takes tensors or numpy arrays "
+                "as inputs"
+            )
     if target_kind not in _TARGET_KINDS:
         raise ValueError(
             f"target_kind must be one of {', '.join(_TARGET_KINDS)}, got {target_kind!r}"
         )
+    given = _given_shapes(shape)
+    hook = getattr(adapted, "input_shapes", None)
+    shapes = hook(given) if callable(hook) and not inputs else given
+    probe = getattr(adapted, "probe", None)
     if adapted.is_loss:
-        kind, range_default = loss_defaults(module)
+        defaults = getattr(adapted, "loss_defaults", None)
+        kind, range_default = defaults() if callable(defaults) else loss_defaults(module)
         if target_kind != "auto":
             kind = target_kind
         if inputs:
             prediction = inputs[0]
         else:
             prediction = make_input(
-                shape or default_shape(module), input_range=input_range or range_default, seed=seed
+                shapes[0] if shapes else default_shape(module),
+                input_range=input_range or range_default,
+                seed=seed,
             )
         if len(inputs) > 2 or (len(inputs) == 2 and target is not None):
             raise TypeError(
@@ -197,20 +216,42 @@ def _prepare_args(
             target, drawn = make_target(prediction, kind=kind, seed=seed), kind
         if not isinstance(target, Tensor):
             raise TypeError(f"target is a {type(target).__name__}; pass a tensor")
-        return [_copy(prediction, dtype), _copy(target, dtype)], [0], drawn
+        args = [_copy(prediction, dtype), _copy(target, dtype)]
+        if callable(probe):
+            probe(args)
+        return args, [0], drawn
     if target is not None:
         raise TypeError(
             f"target= is for losses; {type(module).__name__} is not one (its backward takes a "
             "gradient). Pass every input positionally"
         )
     if not inputs:
-        shape = shape or default_shape(module, batch_dim=adapted.batch_dim)
-        inputs = (make_input(shape, input_range=input_range, seed=seed),)
+        shapes = shapes or [default_shape(module, batch_dim=adapted.batch_dim)]
+        inputs = tuple(
+            make_input(s, input_range=input_range, seed=seed + 10 * k) for k, s in enumerate(shapes)
+        )
     args = [_copy(x, dtype) for x in inputs]
     perturbable = [i for i, x in enumerate(args) if x.is_floating_point()]
     if not perturbable:
         raise TypeError("gradcheck needs at least one floating-point input to differentiate")
+    if callable(probe):
+        probe(args)
     return args, perturbable, None
+
+
+def _from_numpy(x: Any) -> Any:
+    """A numpy array as a tensor (a copy: the session owns its inputs); anything else as is."""
+    return torch.tensor(x) if isinstance(x, np.ndarray) else x
+
+
+def _given_shapes(shape: Any) -> list[tuple[int, ...]]:
+    """``shape`` as a list of shapes: ``(4, 3)`` is one, ``[(4, 5), (5, 3), (3,)]`` three."""
+    if shape is None:
+        return []
+    shape = list(shape)
+    if shape and all(isinstance(s, Sequence) for s in shape):
+        return [tuple(int(n) for n in s) for s in shape]
+    return [tuple(int(n) for n in shape)]
 
 
 def _fit_default_input(
@@ -243,6 +284,38 @@ def _fit_default_input(
         f"a {drawn} input was refused ({problem}); an NCHW batch {shape} was drawn instead; "
         "pass shape= (--shape) to choose"
     )
+
+
+def _fit_loss_input(
+    adapted: Adapted, args: list[Any], seed: int, input_range: Sequence[float] | None, kind: str
+) -> str | None:
+    """For a loss given a drawn ``(N, D)`` prediction: if its forward refuses it, try one output
+    per sample, ``(N, 1)`` then ``(N,)`` (a loss written for a one-output network)."""
+
+    def attempt(prediction: Tensor, target: Tensor) -> None:
+        torch.default_generator.manual_seed(seed)
+        adapted.forward(prediction.clone(), target.clone())
+
+    try:
+        attempt(args[0], args[1])
+        return None
+    except Exception as exc:
+        problem = exception_text(exc)
+    drawn = tuple(args[0].shape)
+    for shape in ((drawn[0], 1), (drawn[0],)):
+        prediction = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
+        target = make_target(prediction, kind=kind, seed=seed)
+        target = target.to(args[0].dtype) if target.is_floating_point() else target
+        try:
+            attempt(prediction, target)
+        except Exception:
+            continue
+        args[0], args[1] = prediction, target
+        return (
+            f"a {drawn} prediction was refused ({problem}); a {shape} one was drawn instead; "
+            "pass shape= (--shape) to choose"
+        )
+    return None
 
 
 def _fit_class_target(adapted: Adapted, args: list[Any], seed: int) -> str | None:
@@ -279,7 +352,7 @@ def check(
     target_kind: str = "auto",
     target_first: bool | None = None,
     input_range: Sequence[float] | None = None,
-    shape: Sequence[int] | None = None,
+    shape: Sequence[int] | Sequence[Sequence[int]] | None = None,
     dtype: torch.dtype = torch.float64,
     batch_dim: int = 0,
     mode: str = "auto",
@@ -290,6 +363,8 @@ def check(
     train: bool | None = None,
     max_full: int = 1_000_000,
     projections: int = 8,
+    max_memory: int | str | None = None,
+    oracle: str = "finite-differences",
 ) -> Report:
     r"""Check a module's backward against finite differences and its behaviour; return a report.
 
@@ -319,8 +394,9 @@ def check(
 
     Args:
         module: a module with the course protocol (or a variant), a ``torch.nn.Module``, or a loss
-            (``forward(prediction, target)``, ``backward()``); see ``gradcheck._adapt``.
-        *inputs: the inputs to forward. Default: one input of shape
+            (``forward(prediction, target)``, ``backward()``); see ``gradcheck._adapt``. A module
+            on numpy arrays is recognised (``gradcheck._numpy``).
+        *inputs: the inputs to forward (tensors or numpy arrays). Default: one input of shape
             :func:`gradcheck.inputs.default_shape` drawn by :func:`make_input`. For a loss, the
             prediction and optionally the target.
         target: a loss's target. Default: drawn by :func:`make_target` (see ``target_kind``).
@@ -332,9 +408,10 @@ def check(
             reads it from the names of forward's parameters. Default: ``None``.
         input_range: ``(low, high)`` for generated inputs. Default: ``(-2, 2)``; ``(0.05, 0.95)``
             for a BCE loss.
-        shape: the shape of the generated input when ``inputs`` are not given. Default:
+        shape: the shape of the generated input when ``inputs`` are not given, or a list of
+            shapes, one per input (``[(4, 5), (5, 3), (3,)]``). Default:
             :func:`gradcheck.inputs.default_shape` (``(4, in_features)``, NCHW for a module with
-            ``in_channels``).
+            ``in_channels``); a function pair guesses each array's from its name.
         dtype: the dtype the check computes in: ``torch.float64``, or ``torch.float32`` for a
             module written in float32 (steps and tolerances follow). Default: ``torch.float64``.
         batch_dim: the batch dimension of the input, ``1`` for modules whose inputs are
@@ -353,8 +430,16 @@ def check(
             (restored after); ``None`` leaves it as it is. Default: ``None``.
         max_full: the largest Jacobian (output entries x tensor entries) that ``"auto"`` compares
             in full. Default: ``1_000_000``.
-        projections: random upstream gradients and random input directions in fast mode.
-            Default: ``8``.
+        projections: random upstream gradients and random input directions in fast mode;
+            upstream gradients of the entry-wise products in vjp mode. Default: ``8``.
+        max_memory: the memory the gradient comparison may use beyond the module's own, in
+            bytes or as ``"512M"``, ``"2G"``: each tensor gets the most sensitive method that
+            fits (full, vjp, fast; see :mod:`gradcheck.budget`), computed in chunks; an input
+            that fits no method is refused before anything runs. Default: ``None``, about 1 GB.
+        oracle: ``"finite-differences"``, or ``"autograd"`` to compare backward with autograd's
+            differentiation of forward, entry by entry at rounding-level tolerance (finite
+            differences judge a tensor where they disagree, and the whole check where autograd
+            cannot follow forward; the report says why). Default: ``"finite-differences"``.
 
     Returns:
         a :class:`Report` with one :class:`CheckResult` per check (see :data:`CHECKS`); a module
@@ -364,6 +449,9 @@ def check(
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
     _validate(mode, atol, rtol, max_full, projections, dtype)
+    memory = budget.DEFAULT_MAX_MEMORY if max_memory is None else budget.parse_memory(max_memory)
+    if oracle not in _ORACLES:
+        raise ValueError(f"oracle must be one of {', '.join(_ORACLES)}, got {oracle!r}")
     if batch_dim not in (0, 1):
         raise ValueError(f"batch_dim must be 0 or 1, got {batch_dim!r}")
     if inputs and shape is not None:
@@ -374,9 +462,13 @@ def check(
     except CannotAdapt as exc:
         report.unsupported = str(exc)
         return report
-    args, perturbable, drawn = _prepare_args(
-        adapted, module, inputs, target, target_kind, input_range, seed, dtype, shape
-    )
+    try:
+        args, perturbable, drawn = _prepare_args(
+            adapted, module, inputs, target, target_kind, input_range, seed, dtype, shape
+        )
+    except CannotAdapt as exc:
+        report.unsupported = str(exc)
+        return report
     report.options = {
         "mode": mode,
         "eps": eps,
@@ -386,12 +478,19 @@ def check(
         "train": train,
         "max_full": max_full,
         "projections": projections,
+        "max_memory": memory,
+        "oracle": oracle,
         "dtype": str(dtype).removeprefix("torch."),
         "loss": adapted.is_loss,
         "input_shapes": [list(a.shape) for a in args],
     }
     if adapted.is_loss:
         report.options["target_first"] = adapted.target_first
+    report.unsupported = budget.refuse_inputs(
+        [args[i].numel() for i in perturbable], K=projections, L=projections, max_memory=memory
+    )
+    if report.unsupported:
+        return report
     options = Options(mode, eps, atol, rtol, seed, max_full, projections, dtype)
     rng_state = torch.get_rng_state()
     threads = torch.get_num_threads()
@@ -416,8 +515,13 @@ def check(
         note = None
         if drawn == "class" and target_kind == "auto":
             note = _fit_class_target(adapted, args, seed)
-        elif not inputs and shape is None and not adapted.is_loss and args[0].dim() == 2:
-            note = _fit_default_input(adapted, args, seed, input_range)
+        elif not inputs and shape is None and args[0].dim() == 2:
+            if adapted.is_loss and drawn is not None:
+                note = _fit_loss_input(
+                    adapted, args, seed, input_range or loss_defaults(module)[1], drawn
+                )
+            elif not adapted.is_loss:
+                note = _fit_default_input(adapted, args, seed, input_range)
         if note:
             report.notes.append(note)
             report.options["input_shapes"] = [list(a.shape) for a in args]

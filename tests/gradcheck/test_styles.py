@@ -188,3 +188,22 @@ def test_the_check_leaves_the_module_in_float32_and_torch_default_dtype_alone():
     gradcheck.check(module)
     assert module.w.dtype == torch.float32 and torch.equal(module.w, before)
     assert torch.get_default_dtype() == torch.float32
+
+
+def test_a_module_returning_its_mutated_input_fails_input_mutation_only():
+    report = gradcheck.check(styles.ReLUReturnsItsInput())
+    assert [c.name for c in report.failures] == ["input_mutation"], str(report)
+
+
+def test_a_loss_returning_one_value_per_sample_says_which_reduction_backward_matches():
+    report = gradcheck.check(styles.PerSampleMSE())
+    message = report[gradcheck.OUTPUT_SHAPE].message
+    assert "got shape (4, 1)" in message
+    assert "backward() is the gradient of the mean of these 4 values" in message
+    assert any("a (4, 3) prediction was refused" in note for note in report.notes)
+
+
+def test_sizes_spelled_with_words_are_derived():
+    from gradcheck.targets import derive_arguments
+
+    assert derive_arguments(styles.LayerSizes, "", 3, None).args == (3, 4)
