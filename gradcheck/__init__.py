@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         check,
         default_tolerances,
     )
+    from gradcheck.functional import check_functions
     from gradcheck.inputs import default_shape, make_input, make_target
     from gradcheck.report import CheckResult, GradcheckError, Report, TensorResult
 
@@ -63,6 +64,7 @@ __all__ = [
     "TensorResult",
     "assert_gradients",
     "check",
+    "check_functions",
     "default_shape",
     "default_tolerances",
     "is_loss",
@@ -73,6 +75,7 @@ __all__.sort()
 
 _SOURCES = {
     "is_loss": "gradcheck._adapt",
+    "check_functions": "gradcheck.functional",
     "default_shape": "gradcheck.inputs",
     "make_input": "gradcheck.inputs",
     "make_target": "gradcheck.inputs",

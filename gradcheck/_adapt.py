@@ -356,14 +356,24 @@ class TorchAdapted(Adapted):
 def adapt(module: Any, *, batch_dim: int = 0, target_first: bool | None = None) -> Adapted:
     """Return ``module`` behind the checker's interface (see the module docstring).
 
+    A module on numpy arrays (see :mod:`gradcheck._numpy`) is reached through views that share
+    memory with the checker's tensors.
+
     Raises:
-        CannotAdapt: the module has no forward or backward.
+        CannotAdapt: the module has no forward or backward, or its backward takes a learning
+            rate and updates its weights itself.
     """
     if isinstance(module, Adapted):
         return module
     if isinstance(module, torch.nn.Module):
         return TorchAdapted(module, batch_dim=batch_dim)
-    return Adapted(module, batch_dim=batch_dim, target_first=target_first)
+    from gradcheck._numpy import NumpyAdapted, is_numpy_module, refuse_learning_rate
+
+    if is_numpy_module(module):
+        return NumpyAdapted(module, batch_dim=batch_dim, target_first=target_first)
+    adapted = Adapted(module, batch_dim=batch_dim, target_first=target_first)
+    refuse_learning_rate(module)
+    return adapted
 
 
 def _describe(module: Any) -> str:

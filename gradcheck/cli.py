@@ -33,7 +33,10 @@ targets:
   'pkg.mod.Class(3, 4, bias=False)'   literal arguments (quote them in the shell)
   'nnlite.Sequential(nnlite.Linear(2, 3), nnlite.Tanh())'   nested classes
   path/to/file.py:Class         a class in a file (its folder goes first on sys.path)
-  path/to/file.py               every module class the file defines
+  path/to/file.py               every module class the file defines, and its
+                                function pairs (f_forward/f_backward) and *_loss functions
+  'layers.py:conv(conv_param={{"stride": 1, "pad": 0}})'   a CS231n pair, with its
+                                non-array arguments; --shape once per array argument
   nnlite                        every module and loss a package exports (its __all__)
 
 In package mode, in_features-like constructor arguments get D (the input's last
@@ -96,9 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shape",
         type=_shape,
+        action="append",
         metavar="N,D",
         help=f"input shape (default: {DEFAULT_BATCH},D with D from the module, else "
-        f"{DEFAULT_FEATURES})",
+        f"{DEFAULT_FEATURES}); repeat it for each array argument of a function pair, in order",
     )
     parser.add_argument(
         "--target",
@@ -193,6 +197,8 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {
         name: getattr(args, name) for name in _CHECK_OPTIONS if getattr(args, name) is not None
     }
+    if args.shape:  # one --shape is the input's shape; several, one per input
+        options["shape"] = args.shape[0] if len(args.shape) == 1 else args.shape
     options["dtype"] = getattr(torch, args.dtype)
     options["seed"] = args.seed
     if args.eval:
@@ -226,7 +232,7 @@ def _outcomes(args: argparse.Namespace) -> list[_Outcome]:
     is restored afterwards."""
     import torch
 
-    features = args.shape[-1] if args.shape else DEFAULT_FEATURES
+    features = args.shape[0][-1] if args.shape else DEFAULT_FEATURES
     with torch.random.fork_rng(devices=[]):
         return [
             outcome for spec in args.targets for outcome in _spec_outcomes(spec, features, args)
@@ -238,7 +244,7 @@ def _spec_outcomes(spec: str, features: int, args: argparse.Namespace) -> list[_
 
     torch.manual_seed(args.seed)
     try:
-        channels = args.shape[1] if args.shape and len(args.shape) == 4 else None
+        channels = args.shape[0][1] if args.shape and len(args.shape[0]) == 4 else None
         targets = resolve(spec, features=features, channels=channels)
     except TargetError as error:
         return [_Outcome(spec, "error", str(error))]

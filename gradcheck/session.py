@@ -255,8 +255,12 @@ class Session:
     # -- what is compared ----------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        """The names of the compared tensors: the inputs, then the parameters."""
-        if len(self.perturbable) == 1:
+        """The names of the compared tensors: the inputs, then the parameters. An adapter's
+        ``input_names`` (a function pair's ``x``, ``w``, ``b``) name the inputs."""
+        named = getattr(self.adapted, "input_names", None)
+        if named and len(named) == len(self.args):
+            inputs = [named[i] for i in self.perturbable]
+        elif len(self.perturbable) == 1:
             inputs = ["input"]
         else:
             inputs = [f"input[{i}]" for i in self.perturbable]

@@ -7,6 +7,7 @@ A TARGET is one of::
     pkg.Sequential(pkg.Linear(2, 3), pkg.Tanh())   # nested calls of other dotted names
     path/to/file.py:Class(args)        # a file, imported with its folder first on ``sys.path``
     path/to/file.py                    # every module class the file exports
+    path/to/layers.py:affine           # a function pair, affine_forward and affine_backward
     pkg                                # every module and loss a package exports (its ``__all__``)
 
 Nothing here evaluates user text: call arguments go through :func:`ast.literal_eval`, names are
@@ -246,10 +247,25 @@ def resolve(
     path, sep, rest = spec.rpartition(".py:")
     if sep:
         module = load_file(path + ".py")
+        from gradcheck.functional import function_targets
+
+        functions = function_targets(rest, module, f"{path}.py:")
+        if functions is not None:
+            return functions
         return [_single(parse_target(rest, spec), module, f"{path}.py:", features, channels)]
     if spec.endswith(".py"):
         module = load_file(spec)
-        return _package(module, f"{spec}:", "", features, module, channels)
+        from gradcheck.functional import file_targets
+
+        functions = file_targets(module, f"{spec}:")
+        try:
+            classes = _package(module, f"{spec}:", "", features, module, channels)
+        except TargetError:
+            if functions:
+                return functions
+            raise
+        checked = {t.name.partition("(")[0].split(",")[0] for t in functions}
+        return [t for t in classes if not (t.skipped and t.name in checked)] + functions
     call = parse_target(spec, spec)
     if not call.called:
         obj = import_dotted(call.name)

@@ -1,0 +1,521 @@
+"""Numpy modules behind the checker's torch interface, sharing memory both ways.
+
+The session keeps float64 torch tensors; this adapter hands the module ``tensor.numpy()`` views
+of them (so the checker's in-place perturbation, mutation detection and restoration work as for
+torch modules) and wraps what the module returns with ``torch.from_numpy`` (so a backward that
+writes into the upstream gradient, or into what forward returned, is seen). Parameters and their
+gradients are read as numpy arrays through the same kind of views.
+
+What a numpy module may look like, with no adapter:
+
+========================  ===================================================================
+what                      forms recognised
+========================  ===================================================================
+a numpy module            its class holds float ndarrays (and no tensors), or is defined in a
+                          file that imports numpy and not torch
+the parameters            ``param()``/``params()``/``parameters()``/``get_params()`` (or such an
+                          attribute) returning ``(array, gradient)`` pairs (read as the course
+                          protocol: gradients add up), a dict with a sibling ``grads`` dict, or
+                          arrays alone; with none of these, float arrays named like parameters
+                          (``W``, ``W1``, ``b``, ``weights``, ``biases``, ``gamma``, ``beta``,
+                          ``kernel``), also in child layers
+gradients by name         ``dW``, ``dw``, ``grad_W``, ``W_grad``, ``dweights``, ``dbiases``, ...:
+                          read after each backward, the numpy convention (backward sets them;
+                          gradcheck adds them up itself)
+the output                what forward returns; when None, ``self.output``, ``self.out``, ...
+the input gradient        what backward returns; when None, ``self.dinputs``, ``self.dx``, ...
+========================  ===================================================================
+
+numpy's global generator is seeded before every forward as torch's is (a dropout draws the same
+mask each time), seeded differently before every backward (a backward that draws random numbers
+shows up as non-deterministic, while one that replays the mask forward cached passes), and left
+as the caller had it after the check.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import re
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gradcheck._adapt import Adapted, CannotAdapt, Param
+from gradcheck._params import _GRAD_FORMS, _SHORT, children
+
+__all__ = [
+    "NumpyAdapted",
+    "is_numpy_module",
+    "numpy_views",
+    "refuse_learning_rate",
+    "seed_numpy",
+    "to_tensor",
+    "to_tensors",
+]
+
+#: A backward parameter that makes backward take an optimizer step itself.
+_STEP = re.compile(r"^(lr|learning_?rate|eta|step_?size|alpha|optimi[sz]er|optim)$", re.IGNORECASE)
+#: Array attribute names of parameters (a numpy module without ``param()``).
+_PARAMETER = re.compile(
+    r"^_?(w|b|weights?|bias(es)?|gamma|beta|kernels?|filters?)\d*$", re.IGNORECASE
+)
+_LISTINGS = ("param", "params", "parameters", "get_params")
+_GRAD_DICTS = ("grads", "gradients", "dparams", "d_params", "param_grads", "grad")
+#: Where a forward that returns None keeps its output; a backward its input gradient.
+_OUTPUT_NAMES = ("output", "out", "outputs", "y", "a", "activation", "result", "z")
+_INPUT_GRAD_NAMES = ("dinputs", "dinput", "dx", "grad_input", "input_grad", "dinput_", "delta")
+
+
+def seed_numpy(offset: int = 0) -> None:
+    """Seed numpy's global generator from torch's (which the session seeds before a forward)."""
+    np.random.seed((torch.initial_seed() + offset) % 2**32)
+
+
+def numpy_views(args: tuple[Any, ...]) -> list[Any]:
+    """Each tensor as a numpy array sharing its memory; anything else as it is."""
+    return [a.numpy() if isinstance(a, Tensor) else a for a in args]
+
+
+def to_tensor(value: Any) -> Any:
+    """An array, numpy scalar or Python number as a tensor, sharing the array's memory where
+    numpy allows it; anything else as it is (the session reports what it cannot use)."""
+    if isinstance(value, np.generic) or (
+        isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
+        return value
+    if value.flags.writeable and value.dtype.isnative:
+        try:
+            return torch.from_numpy(value)
+        except (TypeError, ValueError):  # negative strides
+            pass
+    return torch.from_numpy(np.array(value, dtype=value.dtype.newbyteorder("=")))
+
+
+def to_tensors(result: Any) -> Any:
+    """What a backward returned, with its arrays as tensors (a tuple stays a tuple)."""
+    if isinstance(result, tuple | list):
+        return tuple(to_tensor(r) for r in result)
+    return to_tensor(result)
+
+
+def _uses(module: types.ModuleType | None) -> tuple[bool, bool]:
+    """Whether a Python module's globals hold numpy, and torch (or a part of torch)."""
+    if module is None:
+        return False, False
+    values = list(vars(module).values())
+    numpy = any(v is np for v in values)
+    torch_ = any(
+        isinstance(v, types.ModuleType) and v.__name__.split(".")[0] == "torch" for v in values
+    )
+    return numpy, torch_
+
+
+def is_numpy_module(module: Any) -> bool:
+    """Whether ``module`` computes on numpy arrays: it holds float ndarrays and no tensors, or,
+    holding neither, its class is defined in a file that imports numpy and not torch."""
+    if isinstance(module, torch.nn.Module | Adapted) or inspect.isclass(module):
+        return False
+    kinds = {type(v) for _, _, v in _walk(module, depth=2)}
+    if any(issubclass(k, Tensor) for k in kinds):
+        return False
+    if any(issubclass(k, np.ndarray) for k in kinds):
+        return True
+    for cls in type(module).__mro__:
+        if cls.__module__ != "builtins":
+            numpy, torch_ = _uses(sys.modules.get(cls.__module__))
+            return numpy and not torch_
+    return False
+
+
+def _walk(obj: Any, depth: int = 3) -> list[tuple[Any, str, Any]]:
+    """Every ``(container, key, value)`` under ``obj`` whose value is an array or a tensor."""
+    found: list[tuple[Any, str, Any]] = []
+    seen: set[int] = set()
+
+    def walk(container: Any, level: int) -> None:
+        if id(container) in seen or level > depth:
+            return
+        seen.add(id(container))
+        for key, value in children(container):
+            if isinstance(value, np.ndarray | Tensor):
+                found.append((container, key, value))
+            elif isinstance(value, dict | list | tuple) or _is_object(value):
+                walk(value, level + 1)
+
+    walk(obj, 0)
+    return found
+
+
+def _is_object(value: Any) -> bool:
+    return hasattr(value, "__dict__") and not isinstance(
+        value, type | types.ModuleType | types.FunctionType | types.MethodType
+    )
+
+
+def _put(container: Any, key: str, value: Any) -> None:
+    if isinstance(container, dict):
+        container[next(k for k in container if str(k) == key)] = value
+    elif isinstance(container, list):
+        container[int(key)] = value
+    else:
+        setattr(container, key, value)
+
+
+def _parameter_names(module: Any) -> list[str]:
+    names = [k for k, v in vars(module).items() if _PARAMETER.match(k) and _is_float(v)]
+    return names or ["weights", "bias"]
+
+
+def _is_float(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "f"
+    return isinstance(value, Tensor) and value.is_floating_point()
+
+
+def _harmless(default: Any) -> bool:
+    """A learning-rate default under which backward takes no step (None or 0)."""
+    return default is None or (isinstance(default, numbers.Number) and default == 0)
+
+
+def refuse_learning_rate(module: Any) -> None:
+    """Refuse a module whose backward takes a learning rate (or an optimizer) and updates its own
+    weights: the gradients are never where they can be read. The message shows the adapter."""
+    try:
+        signature = inspect.signature(module.backward)
+    except (AttributeError, TypeError, ValueError):
+        return
+    for p in signature.parameters.values():
+        if not _STEP.match(p.name) or _harmless(p.default):
+            continue
+        names = _parameter_names(module)
+        numpy = any(isinstance(v, np.ndarray) for v in vars(module).values())
+        copy, zeros = (".copy()", "np.zeros_like") if numpy else (".clone()", "torch.zeros_like")
+        own = ", ".join(f"self.layer.{n}" for n in names)
+        olds = ", ".join(f"{n}" for n in names)
+        lines = [
+            "class Adapter:  # one step with learning rate 1, read back as gradients, undone",
+            "    def __init__(self, layer):",
+            "        self.layer = layer",
+            f"        self.w = [{own}]  # the arrays gradcheck perturbs",
+            f"        self.g = [{zeros}(w) for w in self.w]",
+            "    def forward(self, x):",
+            "        return self.layer.forward(x)",
+            "    def backward(self, grad):",
+            f"        before = [w{copy} for w in self.w]",
+            f"        dx = self.layer.backward(grad, {p.name}=1.0)",
+            f"        after = [{own}]",
+            "        for g, w, b, a in zip(self.g, self.w, before, after):",
+            "            g += b - a  # w <- w - 1.0 * dL/dw",
+            "            w[...] = b  # undo the step",
+            f"        {own}{',' if len(names) == 1 else ''} = self.w",
+            "        return dx",
+            "    def param(self):",
+            "        return list(zip(self.w, self.g))",
+        ]
+        adapter = "\n".join("    " + line for line in lines)
+        raise CannotAdapt(
+            f"{type(module).__name__}.backward{signature} takes a learning rate ({p.name}) and "
+            f"updates {olds} itself: its gradients are never kept where they can be read. "
+            "gradcheck needs a backward that returns the input gradient and leaves the "
+            f"parameter gradients to read. Write an adapter, e.g.\n\n{adapter}\n\nand check "
+            f"Adapter({type(module).__name__}(...))"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------------------------
+
+
+def _normal(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _grad_by_name(values: dict[str, Any], name: str, array: Any) -> np.ndarray | None:
+    """The gradient kept beside parameter ``name`` in ``values``, by name (any shape: a wrong
+    shape is the gradient_shape check's to report)."""
+    arrays = {_normal(str(k)): v for k, v in values.items() if isinstance(v, np.ndarray)}
+    base = name.lstrip("_")
+    for b in (base, *_SHORT.get(base.lower(), ())):
+        for form in _GRAD_FORMS:
+            value = arrays.get(_normal(form.format(b)))
+            if value is not None and value is not array:
+                return value
+    return None
+
+
+@dataclass
+class _Summed:
+    """A parameter whose gradient the module sets on each backward (the numpy convention):
+    the adapter zeroes the module's array before backward and adds it into ``buffer`` after, so
+    the session sees gradients that add up, as the course protocol's do."""
+
+    name: str
+    array: Callable[[], np.ndarray]
+    grad: Callable[[], np.ndarray | None]
+    buffer: Tensor | None = None
+    seen: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def before_backward(self) -> None:
+        g = self.grad()
+        if isinstance(g, np.ndarray) and g.flags.writeable:
+            g[...] = 0
+
+    def after_backward(self) -> None:
+        g = self.grad()
+        if not isinstance(g, np.ndarray):
+            return
+        dtype = torch.from_numpy(np.zeros(0, dtype=g.dtype)).dtype if g.dtype.kind == "f" else None
+        if dtype is None:
+            return
+        if self.buffer is None or self.buffer.shape != g.shape or self.buffer.dtype != dtype:
+            self.buffer = torch.zeros(g.shape, dtype=dtype)
+        self.buffer += torch.from_numpy(np.array(g))
+        self.seen = (g, g.copy())
+
+    def read(self) -> Tensor | None:
+        g = self.grad()
+        if self.seen is not None and isinstance(g, np.ndarray) and self.buffer is not None:
+            if g is not self.seen[0] or not np.array_equal(g, self.seen[1]):
+                # Changed outside backward (the module's own zero_grad): follow it.
+                self.buffer.copy_(torch.from_numpy(np.array(g, dtype=self.seen[1].dtype)))
+                self.seen = (g, g.copy())
+        return self.buffer
+
+
+class NumpyAdapted(Adapted):
+    """A module on numpy arrays reached through the checker's interface (module docstring)."""
+
+    def __init__(
+        self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
+    ) -> None:
+        super().__init__(module, batch_dim=batch_dim, target_first=target_first)
+        refuse_learning_rate(module)
+        self._summed: list[_Summed] | None = None
+        self._listing: str | None = None
+        self._wrapped: dict[int, tuple[np.ndarray, Tensor]] = {}
+        self._backwards = 0
+        self._grad_attr: str | None = None
+
+    # -- forward and backward ------------------------------------------------------------------
+
+    def forward(self, *args: Any) -> Any:
+        if self.target_first and len(args) == 2:
+            args = (args[1], args[0])
+        seed_numpy()
+        out = self.module.forward(*numpy_views(args))
+        if out is None:
+            out = self._kept("forward", _OUTPUT_NAMES)
+        return to_tensor(out)
+
+    def backward(self, grad: Tensor | None) -> Any:
+        summed = self._discover()
+        for p in summed:
+            p.before_backward()
+        self._backwards += 1
+        seed_numpy(7919 * self._backwards)
+        if self.is_loss:
+            result = self.module.backward()
+        else:
+            result = self.module.backward(grad.numpy() if grad is not None else None)
+        for p in summed:
+            p.after_backward()
+        if result is None:
+            result = self._kept("backward", _INPUT_GRAD_NAMES)
+        return to_tensors(result)
+
+    def _kept(self, method: str, names: tuple[str, ...]) -> Any:
+        """The array a method that returned None stored under one of ``names``."""
+        values = vars(self.module)
+        by_name = {k.lower(): k for k in values}
+        for name in names:
+            key = by_name.get(name)
+            if key is not None and isinstance(values[key], np.ndarray):
+                where = "its output" if method == "forward" else "the input gradient"
+                note = f"{method} returned None; {where} was read from self.{key}"
+                if note not in self.notes:
+                    self.notes.append(note)
+                return values[key]
+        return None
+
+    # -- parameters ----------------------------------------------------------------------------
+
+    def _wrap(self, array: Any) -> Any:
+        """One tensor per array, the same object every time (identity tells rebinding)."""
+        if not isinstance(array, np.ndarray):
+            return array if isinstance(array, Tensor) else None
+        entry = self._wrapped.get(id(array))
+        if entry is None or entry[0] is not array:
+            entry = (array, to_tensor(array))
+            self._wrapped[id(array)] = entry
+        return entry[1]
+
+    def _list(self) -> tuple[str, Any] | None:
+        for source in _LISTINGS:
+            if not hasattr(type(self.module), source) and source not in vars(self.module):
+                continue
+            value = getattr(self.module, source)
+            if callable(value) and not isinstance(value, list | tuple | dict):
+                value = value()
+            return source, value
+        return None
+
+    def _discover(self) -> list[_Summed]:
+        """Find the parameters whose gradients the adapter sums (once)."""
+        if self._summed is not None:
+            return self._summed
+        listed = self._list()
+        summed: list[_Summed] = []
+        if listed is None:
+            summed = _scan(self.module, "")
+        else:
+            source, value = listed
+            self._listing = source
+            if isinstance(value, dict):
+                summed = self._from_dict(source, value)
+            elif isinstance(value, list | tuple) and all(isinstance(v, np.ndarray) for v in value):
+                summed = self._from_arrays(source, list(value))
+            elif not _pairs(value):
+                raise CannotAdapt(
+                    f"{type(self.module).__name__}.{source} gave {type(value).__name__} "
+                    f"{_short(value)}; for a numpy module gradcheck understands (array, "
+                    "gradient) pairs, a dict of arrays with a sibling `grads` dict, arrays it "
+                    "can find as attributes (gradients named dW, dweights, W_grad, ...), or "
+                    "arrays named like parameters with no param() at all"
+                )
+        self._summed = summed
+        return summed
+
+    def _from_dict(self, source: str, value: dict[Any, Any]) -> list[_Summed]:
+        module = self.module
+        sibling = next((g for g in _GRAD_DICTS if isinstance(vars(module).get(g), dict)), None)
+
+        def grads() -> dict[Any, Any]:
+            return vars(module).get(sibling, {}) if sibling else vars(module)
+
+        def array(key: Any) -> Callable[[], np.ndarray]:
+            return lambda: (
+                getattr(module, source)[key]
+                if not callable(getattr(module, source))
+                else getattr(module, source)()[key]
+            )
+
+        summed = []
+        for key, v in value.items():
+            if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
+                continue
+            if sibling:
+                grad = lambda k=key: grads().get(k)  # noqa: E731
+            else:
+                grad = lambda k=key, a=v: _grad_by_name(grads(), str(k), a)  # noqa: E731
+            summed.append(_Summed(str(key), array(key), grad))
+        return summed
+
+    def _from_arrays(self, source: str, arrays: list[np.ndarray]) -> list[_Summed]:
+        located = {id(v): (c, k) for c, k, v in _walk(self.module, depth=2)}
+        summed = []
+        for i, a in enumerate(arrays):
+            if id(a) not in located:
+                raise CannotAdapt(
+                    f"{type(self.module).__name__}.{source} item {i} is an array gradcheck "
+                    "cannot find among the module's attributes, so it cannot find its gradient "
+                    "either: return (array, gradient) pairs"
+                )
+            owner, key = located[id(a)]
+            summed.append(_attribute(owner, key, key))
+        return summed
+
+    def params(self) -> list[Param]:
+        """Return the parameters, fetched afresh (a module may rebind its arrays)."""
+        summed = self._discover()
+        if summed or self._listing is None:
+            return [
+                Param(p.name, self._wrap(p.array()), p.read, kind=".grad")
+                for p in summed
+                if isinstance(p.array(), np.ndarray)
+            ]
+        listed = self._list()
+        assert listed is not None
+        params, seen = [], set()
+        for i, (w, g) in enumerate(listed[1] or []):
+            if id(w) in seen:
+                continue
+            seen.add(id(w))
+            name = next((k for k, v in vars(self.module).items() if v is w), str(i))
+            params.append(Param(name, self._wrap(w), (lambda g=g: self._wrap(g)), kind="pair"))
+        return params
+
+    def promote(self, dtype: torch.dtype = torch.float64) -> Callable[[], None]:
+        """Rebind float arrays the module holds to ``dtype`` copies; return the undo, which also
+        restores every array's values and numpy's generator."""
+        target = torch.empty((), dtype=dtype).numpy().dtype
+        state = np.random.get_state()
+        saved = []
+        for container, key, value in _walk(self.module):
+            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+                continue
+            saved.append((container, key, value, value.copy()))
+            if value.dtype != target and not isinstance(container, tuple):
+                _put(container, key, value.astype(target))
+        self._wrapped.clear()
+
+        def undo() -> None:
+            for container, key, original, values in reversed(saved):
+                if original.flags.writeable:
+                    np.copyto(original, values)
+                if not isinstance(container, tuple):
+                    _put(container, key, original)
+            np.random.set_state(state)
+            self._wrapped.clear()
+
+        return undo
+
+
+def _pairs(value: Any) -> bool:
+    if not isinstance(value, list | tuple):
+        return False
+    return all(
+        isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(a, np.ndarray) for a in v)
+        for v in value
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _attribute(owner: Any, key: str, name: str) -> _Summed:
+    def array() -> np.ndarray:
+        return vars(owner)[key]
+
+    def grad() -> np.ndarray | None:
+        return _grad_by_name(vars(owner), key, array())
+
+    return _Summed(name, array, grad)
+
+
+def _scan(module: Any, prefix: str, depth: int = 2) -> list[_Summed]:
+    """Arrays named like parameters, in the module and the layers it holds."""
+    found = []
+    for key, value in vars(module).items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and _PARAMETER.match(key):
+            found.append(_attribute(module, key, prefix + key))
+    if depth == 0:
+        return found
+    for key, value in vars(module).items():
+        layers = value if isinstance(value, list | tuple) else [value]
+        for i, layer in enumerate(layers):
+            if _is_object(layer) and callable(getattr(layer, "forward", None)):
+                where = f"{key}.{i}." if isinstance(value, list | tuple) else f"{key}."
+                found.extend(_scan(layer, prefix + where, depth - 1))
+    return found

@@ -1,0 +1,516 @@
+"""Function pairs in CS231n's style: ``f_forward(x, w, b) -> (out, cache)`` and
+``f_backward(dout, cache) -> (dx, dw, db)``; losses ``f_loss(x, y) -> (loss, dx)``.
+
+:class:`FunctionPair` puts a pair (or a loss) behind the checker's interface: every array
+argument is an input of the check, named after the forward's parameter (``x``, ``w``, ``b``), so
+each gradient is compared, each argument watched for writes, and a gradient of the wrong shape
+(``(1, D)`` for a ``(D,)`` bias) is a ``gradient_shape`` failure naming both shapes. Arguments that
+are not arrays (``conv_param``, ``bn_param``) are keyword arguments of the pair; they are passed
+to every forward as a fresh copy, so a layer that updates its ``bn_param`` (running means) by
+design is not writing into its input, and a ``mode`` key is passed as given.
+
+:func:`check_functions` is the library's entry point; :func:`function_targets` and
+:func:`file_targets` turn the command line's ``layers.py:affine`` (and ``layers.py``) into
+:class:`~gradcheck.targets.Target` objects.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import re
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradcheck._adapt import Adapted, CannotAdapt, Param
+from gradcheck._numpy import numpy_views, seed_numpy, to_tensor, to_tensors
+from gradcheck.report import Report
+from gradcheck.session import exception_text
+from gradcheck.targets import Target, TargetError
+
+__all__ = ["PARAM_DEFAULTS", "FunctionPair", "check_functions", "file_targets", "function_targets"]
+
+#: Non-array arguments given a value when the target names none, per name; ``conv_param`` is
+#: checked twice, so that both a padded convolution and an unpadded, strided one are seen.
+PARAM_DEFAULTS: dict[str, list[dict[str, Any]]] = {
+    "conv_param": [{"stride": 1, "pad": 1}, {"stride": 2, "pad": 0}],
+    "pool_param": [{"pool_height": 2, "pool_width": 2, "stride": 2}],
+    "bn_param": [{"mode": "train"}],
+    "ln_param": [{}],
+    "gn_param": [{}],
+    "dropout_param": [{"p": 0.5, "mode": "train"}],
+}
+#: Suffixes of forward/backward names, in the order a stem (``conv``) tries them.
+_SUFFIXES = ("", "_naive", "_fast")
+_FORWARD = re.compile(r"^(?P<stem>.+)_forward(?P<suffix>.*)$")
+_BACKWARD = re.compile(r"^(?P<stem>.+)_backward(?P<suffix>.*)$")
+_LOSS = re.compile(r"(^|_)loss$")
+_CLASS_LOSSES = re.compile(r"softmax|svm|hinge|cross_?entropy|nll|multiclass")
+_SPATIAL = re.compile(r"conv|pool|spatial")
+_TEMPORAL = re.compile(r"temporal|^rnn_forward|^lstm_forward|^rnn$|^lstm$")
+#: Sizes of guessed shapes: batch, features, outputs, channels, image side, filters, steps.
+_N, _D, _M, _C, _S, _F, _T = 4, 5, 3, 3, 5, 2, 3
+
+
+def _signature(function: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+def _array_names(function: Callable[..., Any], kwargs: dict[str, Any]) -> list[str]:
+    """The forward's required positional parameters not given as keywords: its arrays."""
+    signature = _signature(function)
+    if signature is None:
+        return []
+    return [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is p.empty
+        and p.name not in kwargs
+    ]
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _guess(stem: str, name: str, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """A shape for array ``name`` of ``stem``'s forward, consistent with those before it."""
+    name = name.lower()
+    spatial = bool(_SPATIAL.search(stem))
+    if not shapes:
+        if spatial:
+            return (2, _C, _S, _S)
+        return (2, _T, _D) if _TEMPORAL.search(stem) else (_N, _D)
+    x = shapes[0]
+    features = int(np.prod(x[1:])) if len(x) > 1 else x[0]
+    if name in ("w", "weight", "weights", "kernel"):
+        if spatial and len(x) == 4:
+            return (_F, x[1], 3, 3)
+        return (x[-1] if len(x) == 3 else features, _M)
+    if name in ("b", "bias", "biases"):
+        w = next((s for s in shapes[1:] if len(s) >= 2), None)
+        if w is None:
+            return (_M,)
+        return (w[0],) if spatial and len(w) == 4 else (w[-1],)
+    if name in ("gamma", "beta", "scale", "shift"):
+        return (x[1],) if len(x) == 4 else (x[-1],)
+    if name == "wx":
+        return (x[-1], _M)
+    if name == "wh":
+        return (_M, _M)
+    if re.fullmatch(r"(prev_)?[hc]0?|prev_[hc]", name):
+        return (x[0], _M)
+    return x
+
+
+class FunctionPair(Adapted):
+    """A forward/backward function pair, or a functional loss, as one module.
+
+    Args:
+        forward: ``forward(*arrays, **kwargs) -> (out, cache)``; a loss
+            ``loss(x, y, **kwargs) -> (loss, dx)``.
+        backward: ``backward(dout, cache)`` returning the gradient of each array argument in
+            order (one array when there is one); ``None`` for a loss.
+        kwargs: the forward's non-array arguments (``conv_param={"stride": 1, "pad": 1}``),
+            copied afresh for every call.
+        label: how reports name it. Default: ``"forward/backward"``.
+
+    Raises:
+        CannotAdapt: a keyword the forward does not take, a backward that does not take
+            ``(dout, cache)``, a loss without exactly two array arguments.
+    """
+
+    def __init__(
+        self,
+        forward: Callable[..., Any],
+        backward: Callable[..., Any] | None = None,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        label: str | None = None,
+    ) -> None:
+        for role, function in (("forward", forward), ("backward", backward)):
+            if function is not None and not callable(function):
+                raise CannotAdapt(f"the {role} is a {type(function).__name__}, not a function")
+        self.module = forward
+        self.forward_function, self.backward_function = forward, backward
+        self.is_loss = backward is None
+        self.batch_dim = 0
+        self.target_first = False
+        self.notes: list[str] = []
+        self.kwargs = dict(kwargs or {})
+        fname = getattr(forward, "__name__", "forward")
+        self.label = label or (fname if backward is None else f"{fname}/{backward.__name__}")
+        self._check_signatures(fname)
+        #: The names of the array arguments, in order: the session names its tensors after them.
+        self.input_names = _array_names(forward, self.kwargs)
+        self._stem = _FORWARD.sub(r"\g<stem>", fname)
+        self._cache: Any = None
+        self._dx: Any = None
+        self._backwards = 0
+        self._guessed: list[tuple[int, ...]] = []
+
+    def _check_signatures(self, fname: str) -> None:
+        signature = _signature(self.forward_function)
+        if signature is not None and not any(
+            p.kind == p.VAR_KEYWORD for p in signature.parameters.values()
+        ):
+            unknown = [k for k in self.kwargs if k not in signature.parameters]
+            if unknown:
+                raise CannotAdapt(
+                    f"{fname}{signature} takes no argument {unknown[0]!r}; name one of its own "
+                    "non-array parameters"
+                )
+        names = _array_names(self.forward_function, self.kwargs)
+        if self.is_loss and signature is not None and len(names) != 2:
+            raise CannotAdapt(
+                f"{fname}{signature} is checked as a loss, loss(x, y) -> (loss, dx), but takes "
+                f"{len(names)} array arguments ({', '.join(names)}); pass the others in the "
+                f"target as keywords, e.g. '{fname}({names[-1] if names else 'mask'}=...)'"
+            )
+        backward = _signature(self.backward_function) if self.backward_function else None
+        if backward is not None:
+            positional = [
+                p
+                for p in backward.parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+            required = [p for p in positional if p.default is p.empty]
+            variadic = any(p.kind == p.VAR_POSITIONAL for p in backward.parameters.values())
+            if len(required) > 2 or (len(positional) < 2 and not variadic):
+                raise CannotAdapt(
+                    f"{self.backward_function.__name__}{backward} must take (dout, cache), the "
+                    f"cache being what {fname} returned beside its output; write a backward of "
+                    "that form around it"
+                )
+
+    def __repr__(self) -> str:
+        return self.label
+
+    # -- shapes and a first call ---------------------------------------------------------------
+
+    def input_shapes(self, given: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """The shape of each array argument: ``given`` first, guessed ones after."""
+        count = 1 if self.is_loss else len(self.input_names)
+        shapes = [tuple(s) for s in given]
+        while len(shapes) < count:
+            shapes.append(_guess(self._stem, self.input_names[len(shapes)], shapes))
+        self._guessed = shapes if len(given) < count else []
+        return shapes
+
+    def loss_defaults(self) -> tuple[str, tuple[float, float] | None]:
+        """The target kind and input range a functional loss needs, from its name."""
+        name = self.label.lower()
+        if _CLASS_LOSSES.search(name):
+            return "class", None
+        if "bce" in name or "binary" in name:
+            return "prob", (0.05, 0.95)
+        return "like", None
+
+    def probe(self, args: list[Any]) -> None:
+        """Call forward once on copies: what it returns must be ``(out, cache)`` (a loss:
+        ``(loss, dx)``), and on guessed shapes it must run, else the pair cannot be checked."""
+        state = np.random.get_state()
+        try:
+            result = self._call([a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+        except Exception as exc:
+            if not self._guessed:
+                return  # the user's own shapes: the forward check reports it
+            named = zip(self.input_names, self._guessed, strict=False)
+            shapes = ", ".join(f"{n} {_shape_text(s)}" for n, s in named)
+            flags = " ".join(f"--shape {','.join(map(str, s))}" for s in self._guessed)
+            raise CannotAdapt(
+                f"{self.label} raised {exception_text(exc)} on the shapes gradcheck guessed "
+                f"({shapes}): pass one --shape per array argument, in order (e.g. {flags}; "
+                "library: shape=[...]), and non-array arguments in the target"
+            ) from None
+        finally:
+            np.random.set_state(state)
+        what = "(loss, dx)" if self.is_loss else "(out, cache)"
+        if not (isinstance(result, tuple | list) and len(result) == 2):
+            got = f"{len(result)} values" if isinstance(result, tuple | list) else "one value"
+            raise CannotAdapt(
+                f"{self.label}: the forward returned {got}; gradcheck checks a forward that "
+                f"returns {what} (CS231n's form); write a pair of that form around it"
+            )
+        if self.is_loss and np.ndim(result[0]) != 0:
+            raise CannotAdapt(
+                f"{self.label}: the loss returned a value of shape {np.shape(result[0])}, not "
+                "one number; a functional loss returns (loss, dx) with the loss a scalar"
+            )
+
+    # -- forward and backward ------------------------------------------------------------------
+
+    def _call(self, args: Sequence[Any]) -> Any:
+        seed_numpy()
+        return self.forward_function(*numpy_views(tuple(args)), **copy.deepcopy(self.kwargs))
+
+    def forward(self, *args: Any) -> Any:
+        result = self._call(args)
+        if not (isinstance(result, tuple | list) and len(result) == 2):
+            raise TypeError(
+                f"{self.label} returned {type(result).__name__}, not "
+                + ("(loss, dx)" if self.is_loss else "(out, cache)")
+            )
+        out, second = result
+        if self.is_loss:
+            self._dx = second
+        else:
+            self._cache = second
+        return to_tensor(out)
+
+    def backward(self, grad: torch.Tensor | None) -> Any:
+        if self.is_loss:
+            return to_tensors(self._dx)
+        assert self.backward_function is not None and grad is not None
+        self._backwards += 1
+        seed_numpy(7919 * self._backwards)
+        return to_tensors(self.backward_function(grad.numpy(), self._cache))
+
+    # -- the rest of the interface -------------------------------------------------------------
+
+    def params(self) -> list[Param]:
+        return []
+
+    def train(self, mode: bool) -> None:
+        note = "a function pair has no train/eval mode: set the 'mode' key of its param dict"
+        if note not in self.notes:
+            self.notes.append(note)
+
+    @property
+    def training(self) -> bool | None:
+        return None
+
+    def promote(self, dtype: torch.dtype = torch.float64) -> Callable[[], None]:
+        state = np.random.get_state()
+        return lambda: np.random.set_state(state)
+
+
+def check_functions(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None = None,
+    *arrays: Any,
+    **kwargs: Any,
+) -> Report:
+    """Check a CS231n-style function pair (or, with ``backward=None``, a functional loss).
+
+    >>> report = check_functions(affine_forward, affine_backward, x, w, b)  # doctest: +SKIP
+    >>> report = check_functions(conv_forward_naive, conv_backward_naive, x, w, b,
+    ...                          conv_param={"stride": 1, "pad": 0})  # doctest: +SKIP
+    >>> report = check_functions(softmax_loss, None, scores, labels)  # doctest: +SKIP
+
+    Args:
+        forward: ``forward(*arrays, **kw) -> (out, cache)``; a loss ``loss(x, y) -> (loss, dx)``.
+        backward: ``backward(dout, cache)`` returning the gradient of each array in order.
+        *arrays: the array arguments (numpy arrays or tensors), copied to float64. Default:
+            drawn, with shapes from ``shape=[...]`` (one per array, in order) or guessed from
+            the parameter names (``x`` (4, 5), ``w`` (5, 3), ``b`` (3,); NCHW for convolutions).
+        **kwargs: keywords that name a parameter of ``forward`` go to it (``conv_param=``,
+            ``bn_param=``); the rest are the options of :func:`gradcheck.check`.
+
+    Returns:
+        the :class:`Report`, as :func:`gradcheck.check` gives; ``unsupported`` set when the pair
+        cannot be checked (the message says what to write).
+    """
+    from gradcheck.checks import check
+
+    signature = _signature(forward)
+    names = set(signature.parameters) if signature is not None else set()
+    own = {k: v for k, v in kwargs.items() if k in names}
+    options = {k: v for k, v in kwargs.items() if k not in names}
+    try:
+        pair = FunctionPair(forward, backward, kwargs=own)
+    except CannotAdapt as exc:
+        report = Report(module=getattr(forward, "__name__", "forward"))
+        report.unsupported = str(exc)
+        return report
+    return check(pair, *arrays, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets: ``layers.py:affine``, ``layers.py:conv(conv_param={...})``, ``layers.py``
+# ---------------------------------------------------------------------------------------------
+
+
+def _functions(namespace: types.ModuleType) -> dict[str, Callable[..., Any]]:
+    return {k: v for k, v in vars(namespace).items() if callable(v) and not inspect.isclass(v)}
+
+
+def _parse(text: str, spec: str) -> tuple[str, dict[str, Any]]:
+    """``conv(conv_param={"pad": 0})`` -> ``("conv", {"conv_param": {"pad": 0}})``."""
+    head, paren, rest = text.partition("(")
+    if not paren:
+        return head.strip(), {}
+    try:
+        node = ast.parse("f(" + rest, mode="eval").body
+    except SyntaxError as error:
+        raise TargetError(f"cannot parse the arguments of target {spec!r} ({error.msg})") from None
+    assert isinstance(node, ast.Call)
+    if node.args:
+        raise TargetError(
+            f"target {spec!r} passes arguments by position; name each non-array argument, "
+            'e.g. \'layers.py:conv(conv_param={"stride": 1, "pad": 1})\' (arrays are drawn: '
+            "give their shapes with --shape)"
+        )
+    kwargs = {}
+    for keyword in node.keywords:
+        try:
+            kwargs[str(keyword.arg)] = ast.literal_eval(keyword.value)
+        except ValueError:
+            raise TargetError(
+                f"argument {ast.unparse(keyword)!r} in target {spec!r} is not a literal: use "
+                "numbers, strings, True/False/None, tuples, lists, dicts"
+            ) from None
+    return head.strip(), kwargs
+
+
+def _partner(functions: dict[str, Any], name: str) -> tuple[str, str] | None:
+    """The (forward, backward) pair ``name`` belongs to, when ``name`` is one of them."""
+    match = _FORWARD.match(name)
+    if match:
+        stem, suffix = match["stem"], match["suffix"]
+        for backward in (f"{stem}_backward{suffix}", f"{stem}_backward"):
+            if backward in functions:
+                return name, backward
+        return None
+    match = _BACKWARD.match(name)
+    if match:
+        stem, suffix = match["stem"], match["suffix"]
+        for forward in (f"{stem}_forward{suffix}", f"{stem}_forward"):
+            if forward in functions:
+                return forward, name
+    return None
+
+
+def _by_stem(functions: dict[str, Any], stem: str) -> tuple[str, str] | None:
+    """``conv`` -> ``conv_forward``/``conv_backward``, else the ``_naive`` pair, then ``_fast``,
+    then any other suffix pair."""
+    suffixes = list(_SUFFIXES) + sorted(
+        m["suffix"]
+        for n in functions
+        if (m := _FORWARD.match(n)) and m["stem"] == stem and m["suffix"] not in _SUFFIXES
+    )
+    for suffix in suffixes:
+        forward, backward = f"{stem}_forward{suffix}", f"{stem}_backward{suffix}"
+        if forward in functions and backward in functions:
+            return forward, backward
+    return None
+
+
+def _targets(
+    label: str,
+    shown: str,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    kwargs: dict[str, Any],
+) -> list[Target]:
+    """One target per setting of the defaulted non-array arguments (``conv_param`` twice)."""
+    settings = [dict(kwargs)]
+    missing = [n for n in _array_names(forward, kwargs) if n in PARAM_DEFAULTS]
+    for name in missing:
+        settings = [{**s, name: d} for s in settings for d in PARAM_DEFAULTS[name]]
+    targets = []
+    for setting in settings:
+        shown_args = ", ".join(f"{k}={v!r}" for k, v in setting.items())
+        name = label + shown + (f"({shown_args})" if shown_args else "")
+        try:
+            pair = FunctionPair(forward, backward, kwargs=setting, label=name)
+        except CannotAdapt as exc:
+            targets.append(Target(name, error=f"cannot be checked: {exc}"))
+            continue
+        defaulted = [k for k in setting if k in missing]
+        if defaulted:
+            pair.notes.append(
+                "defaulted (pass your own in the target): "
+                + ", ".join(f"{k}={setting[k]!r}" for k in defaulted)
+            )
+
+        def build(pair: FunctionPair = pair, setting: dict[str, Any] = setting) -> Any:
+            fresh = FunctionPair(forward, backward, kwargs=setting, label=pair.label)
+            fresh.notes = list(pair.notes)
+            return fresh
+
+        targets.append(Target(name, build=build))
+    return targets
+
+
+def function_targets(text: str, namespace: types.ModuleType, label: str) -> list[Target] | None:
+    """The targets of ``file.py:TEXT`` when TEXT names functions; None when it names a class
+    (or nothing the file holds), for the class resolution to handle.
+
+    TEXT is ``forward,backward``, a forward or backward name (its partner is found), a stem
+    (``affine``, ``conv``: ``_forward``/``_backward``, then ``_naive``, ``_fast`` suffixes) or a
+    loss (``softmax_loss``), optionally followed by literal keyword arguments.
+    """
+    spec = label + text
+    head = text.partition("(")[0].strip()
+    found = _named(_functions(namespace), head, namespace, label, spec)
+    if found is None:
+        return None
+    shown, forward, backward = found
+    return _targets(label, shown, forward, backward, _parse(text, spec)[1])
+
+
+def _named(
+    functions: dict[str, Any], head: str, namespace: types.ModuleType, label: str, spec: str
+) -> tuple[str, Callable[..., Any], Callable[..., Any] | None] | None:
+    """What ``head`` names: ``(shown, forward, backward)``; None when not functions."""
+    if "," in head:
+        names = [n.strip() for n in head.split(",")]
+        if len(names) != 2 or not all(names):
+            raise TargetError(f"target {spec!r}: name two functions, 'forward,backward'")
+        for n in names:
+            if n not in functions:
+                raise TargetError(f"{label}{n}: the file has no function {n!r}")
+        return head, functions[names[0]], functions[names[1]]
+    obj = getattr(namespace, head, None)
+    if obj is not None and head not in functions:
+        return None  # a class, or an instance: the class resolution's
+    pair = _by_stem(functions, head) if obj is None else _partner(functions, head)
+    if pair is not None:
+        forward, backward = pair
+        shown = forward if _partner(functions, forward) == pair else ",".join(pair)
+        return shown, functions[forward], functions[backward]
+    if obj is not None and _LOSS.search(head):
+        return head, obj, None
+    return None  # nothing, or a function of another kind: the class resolution says which
+
+
+def file_targets(namespace: types.ModuleType, label: str) -> list[Target]:
+    """Every pair and loss a file defines, in the order it defines them."""
+    functions = {
+        k: v
+        for k, v in _functions(namespace).items()
+        if getattr(v, "__module__", None) == namespace.__name__
+    }
+    found: list[tuple[int, str, Any]] = []
+    for name, function in functions.items():
+        line = getattr(getattr(function, "__code__", None), "co_firstlineno", 0)
+        pair = _partner(functions, name)
+        if pair is not None and pair not in [p for _, _, p in found]:
+            forward, backward = pair
+            if name == forward or _partner(functions, forward) != pair:
+                shown = forward if _partner(functions, forward) == pair else ",".join(pair)
+                found.append((line, shown, pair))
+        elif pair is None and _LOSS.search(name):
+            found.append((line, name, (name, None)))
+    targets = []
+    for _, shown, (forward, backward) in sorted(found, key=lambda f: f[0]):
+        targets.extend(
+            _targets(
+                label,
+                shown,
+                functions[forward],
+                functions[backward] if backward else None,
+                {},
+            )
+        )
+    return targets
