@@ -125,8 +125,10 @@ def _interpret(module: Any, items: list[Any], names: dict[int, str]) -> list[Par
 
 
 def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Param]:
+    if item is None:
+        return []
     if isinstance(item, tuple | list):
-        if not item:
+        if not item or all(x is None for x in item):  # [(None, None)]: a parameterless layer
             return []
         if len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], Tensor):
             name, tensor, grad = item

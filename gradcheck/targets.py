@@ -156,11 +156,21 @@ def _single(
         )
     if is_abstract(obj):
         raise TargetError(f"{name} is an abstract base class: name one of its subclasses")
-    if required_parameters(obj)[0]:
+    required, container = required_parameters(obj)
+    if required:
         owner = namespace or sys.modules.get(obj.__module__)
         prefix = "" if namespace is not None else call.name.rpartition(".")[0]
         raise TargetError(_missing_arguments(name, obj, features, owner, prefix, channels))
+    if container:
+        raise TargetError(_empty_container(name))
     return _constructed(name, Call(call.name, called=True), namespace)
+
+
+def _empty_container(name: str) -> str:
+    return (
+        f"{name} is a container, and empty it checks nothing: name the layers it holds, e.g. "
+        f"'{name}(Linear(3, 4), Tanh())' (quote it in the shell)"
+    )
 
 
 def _exports(module: types.ModuleType) -> list[str]:
@@ -208,6 +218,9 @@ def _package(
         if call is None:
             error = _missing_arguments(label + qualified, obj, features, module, prefix, channels)
             targets.append(Target(label + qualified, error=error))
+            continue
+        if required_parameters(obj)[1] and not call.args and not call.kwargs:
+            targets.append(Target(label + qualified, error=_empty_container(label + qualified)))
             continue
         name = label + (format_target(call) if call.args or call.kwargs else qualified)
         try:

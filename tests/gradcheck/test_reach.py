@@ -12,7 +12,7 @@ import torch
 
 import gradcheck
 from gradcheck.cli import main
-from gradcheck.targets import resolve
+from gradcheck.targets import TargetError, resolve
 from tests.gradcheck.corpus import images
 
 IMAGES = str(Path(images.__file__))
@@ -185,3 +185,17 @@ def test_size_spellings_are_derived(isolated_imports):
     from gradcheck.targets import derive_arguments
 
     assert derive_arguments(Dense, "", 3, None).args == (3, 4)
+
+
+def test_an_empty_container_is_refused_with_the_layers_to_name(tmp_path, isolated_imports):
+    path = tmp_path / "seq.py"
+    path.write_text(
+        "class Sequential:\n"
+        "    def __init__(self, *layers):\n        self.layers = layers\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, grad):\n        return grad\n"
+    )
+    (target,) = resolve(str(path))
+    assert "is a container, and empty it checks nothing" in target.error
+    with pytest.raises(TargetError, match="name the layers it holds"):
+        resolve(f"{path}:Sequential")

@@ -21,6 +21,7 @@ CORRECT = [
     ("interleaved_tuple", lambda: styles.InterleavedTupleLinear(3, 2), (), {}, ["w", "b"]),
     ("value_objects", lambda: styles.ValueObjectsLinear(3, 2), (), {}, ["weight", "bias"]),
     ("empty_generator", styles.GeneratorTanh, (), {}, []),
+    ("none_pair", styles.NonePairReLU, (), {}, []),
     ("dict_of_objects", lambda: styles.DictLinear(3, 2), (), {}, ["weight", "bias"]),
     ("tensors_only", lambda: styles.TensorsOnlyLinear(3, 2), (), {}, ["weight", "bias"]),
     ("gradients_made_in_backward", lambda: styles.LossWrtLinear(3, 2), (), {}, ["w", "b"]),

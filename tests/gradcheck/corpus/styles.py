@@ -505,3 +505,17 @@ class LayerSizes:
 
     def backward(self, grad):
         return grad @ self.w.T
+
+
+class NonePairReLU:
+    """A parameterless layer whose ``param()`` is ``[(None, None)]``."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, grad):
+        return grad * self.mask
+
+    def param(self):
+        return [(None, None)]
