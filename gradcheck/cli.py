@@ -1,24 +1,30 @@
 """The command line: ``python -m gradcheck TARGET...`` (also installed as ``gradcheck``).
 
-A thin shell over :func:`gradcheck.check`: it resolves each TARGET (see :mod:`gradcheck.targets`),
-draws an input, runs the check and prints one line per target. Exit status: 0 when every target
-passes, 1 when any check fails, 2 for usage errors and for targets that cannot be imported or
-constructed (2 wins over 1: something could not even be checked).
+A thin shell over :func:`gradcheck.check`: it validates every option and TARGET
+(:mod:`gradcheck.limits`), resolves each TARGET (:mod:`gradcheck.targets`; importing a file or
+module runs its code), checks each module in a child process of its own
+(:mod:`gradcheck.isolate`, or in this process with ``--no-isolate``) and prints one line per
+target (or one JSON document, and a JUnit file). Exit status: 0 when every target passes, 1 when
+any check fails, 2 for usage errors and for targets that cannot be imported, constructed or
+checked (2 wins over 1: something could not even be checked).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
+from gradcheck import isolate, limits
 from gradcheck.inputs import DEFAULT_BATCH, DEFAULT_FEATURES
-from gradcheck.targets import Target, TargetError, resolve
+from gradcheck.junit import write_junit
+from gradcheck.runner import Outcome, plan, run_target, tracking
 
 __all__ = ["main"]
 
@@ -48,9 +54,44 @@ targets, unless --range / --target say otherwise.
 The input is N x D with N = {DEFAULT_BATCH} and D = the module's in_features (for a
 container, its first layer's) or {DEFAULT_FEATURES}, unless --shape is given.
 
+A FILE or module TARGET is imported, and so executed, as `python FILE` would
+run it (but not its `if __name__ == "__main__":` block): only name code you would
+run. Each target runs in a child process of its own, with --timeout and
+--memory-limit; an exit, crash, hang or memory blow-up there is that target's
+ERROR, and the other targets are still checked. What targets print goes to
+stderr (with --json: into the document), never to stdout.
+
 exit status: 0 all passed, 1 a check failed, 2 usage error or a target that cannot
-be imported or constructed. Colour only on a terminal and never with NO_COLOR set.
+be imported, constructed or checked (an exit, a crash, a timeout, out of memory).
+Colour only on a terminal and never with NO_COLOR set.
 """
+
+#: Seconds one target may take by default (importing and constructing, then its check).
+DEFAULT_TIMEOUT = 60.0
+#: Memory a child may add by default, beyond the interpreter's own: the checker's budget
+#: (--max-memory, where the command line has it) twice over, plus 1 GB for the module.
+_DEFAULT_CHILD_MEMORY = 3 << 30
+
+
+class _UsageError(Exception):
+    """A bad command line: argparse's message, raised instead of exiting."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print and exit; we decide
+        raise _UsageError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        raise _UsageError(message or "") if status else SystemExit(0)
+
+
+def _memory(text: str) -> int:
+    try:
+        return limits.parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--memory-limit: {error} (a number alone is megabytes)"
+        ) from None
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -89,11 +130,12 @@ def _positive(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gradcheck",
         description="Check hand-written backward passes against finite differences.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("targets", nargs="+", metavar="TARGET", help="what to check (see below)")
     parser.add_argument(
@@ -151,7 +193,42 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rtol", type=_positive, help="relative tolerance (1e-3; float32: 1e-2)")
     parser.add_argument("--seed", type=int, default=0, help="seed for inputs and checks (0)")
     parser.add_argument("--eval", action="store_true", help="check in eval mode")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout, in every case"
+    )
+    parser.add_argument(
+        "--junit-xml", metavar="FILE", help="also write a JUnit report (one testcase per target)"
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="check N targets at once, each in its own process (1)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"the most one target may take to import and construct, then to check "
+        f"({DEFAULT_TIMEOUT:g}); not with --no-isolate",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_memory,
+        metavar="SIZE",
+        help="memory one target's process may add to the interpreter's own, such as 500M "
+        "or 2G (default: 1G + 2 x --max-memory, never above a limit gradcheck runs under)",
+    )
+    parser.add_argument(
+        "--no-isolate",
+        dest="isolate",
+        action="store_false",
+        help="check targets in this process (for a debugger): no timeout or memory limit, and "
+        "an exit or crash of the interpreter ends the run",
+    )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only failures and summary")
     verbosity.add_argument(
@@ -163,17 +240,6 @@ def _parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Outcome:
-    """What happened to one target: ``status`` is pass, fail, error or skipped."""
-
-    name: str
-    status: str
-    reason: str = ""
-    report: Any = None
-    seconds: float = 0.0
 
 
 #: The check() options the command line passes on, when (and only when) the user gave them.
@@ -206,60 +272,75 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _run(target: Target, args: argparse.Namespace) -> _Outcome:
-    import gradcheck
-
-    assert target.build is not None
-    started = time.perf_counter()
-    module = target.build()
-    try:
-        report = gradcheck.check(module, **_check_options(args))
-    except (TypeError, ValueError) as error:  # options the checker rejects: a usage error
-        return _Outcome(target.name, "error", f"{type(error).__name__}: {error}")
-    seconds = time.perf_counter() - started
-    if not report.checkable:
-        return _Outcome(
-            target.name, "error", f"cannot be checked: {report.unsupported}", report, seconds
-        )
-    status = "pass" if report.passed else "fail"
-    return _Outcome(target.name, status, report=report, seconds=seconds)
-
-
-def _outcomes(args: argparse.Namespace) -> list[_Outcome]:
-    """Resolve and check every target. Torch's global generator is seeded with ``--seed``
-    before each TARGET is resolved, so modules that draw their initial weights from it (an
-    nnlite or torch ``Linear``) get the same weights on every run; the caller's generator state
-    is restored afterwards."""
-    import torch
-
+def _resolving(args: argparse.Namespace) -> dict[str, Any]:
+    """The sizes :func:`gradcheck.targets.resolve` derives constructor arguments from."""
     features = args.shape[0][-1] if args.shape else DEFAULT_FEATURES
-    with torch.random.fork_rng(devices=[]):
-        return [
-            outcome for spec in args.targets for outcome in _spec_outcomes(spec, features, args)
-        ]
+    channels = args.shape[0][1] if args.shape and len(args.shape[0]) == 4 else None
+    return {"features": features, "channels": channels}
 
 
-def _spec_outcomes(spec: str, features: int, args: argparse.Namespace) -> list[_Outcome]:
+def _child_memory(args: argparse.Namespace) -> int:
+    """What one child may add to its address space: --memory-limit, else derived from the
+    checker's own budget (--max-memory) where the command line has one."""
+    if args.memory_limit is not None:
+        return args.memory_limit
+    budget = getattr(args, "max_memory", None)
+    if isinstance(budget, int) and budget > 0:
+        return max(_DEFAULT_CHILD_MEMORY, 2 * budget + (1 << 30))
+    return _DEFAULT_CHILD_MEMORY
+
+
+@contextlib.contextmanager
+def _captured(into: list[str]) -> Iterator[None]:
+    """Send what the target's code prints to a buffer (in-process), never to our stdout."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        try:
+            yield
+        finally:
+            into.append(buffer.getvalue())
+
+
+def _in_process(args: argparse.Namespace, options: dict[str, Any]) -> list[Outcome]:
+    """Resolve and check every target here. Torch's global generator is seeded with ``--seed``
+    before each TARGET is resolved, so modules that draw their initial weights from it (an
+    nnlite or torch ``Linear``) get the same weights on every run, in this process or in a
+    child; the caller's generator state is restored afterwards."""
     import torch
 
-    torch.manual_seed(args.seed)
-    try:
-        channels = args.shape[0][1] if args.shape and len(args.shape[0]) == 4 else None
-        targets = resolve(spec, features=features, channels=channels)
-    except TargetError as error:
-        return [_Outcome(spec, "error", str(error))]
     outcomes = []
-    for target in targets:
-        if target.skipped:
-            outcomes.append(_Outcome(target.name, "skipped", target.skipped))
-        elif target.error:
-            outcomes.append(_Outcome(target.name, "error", target.error))
-        else:
-            outcomes.append(_run(target, args))
+    with torch.random.fork_rng(devices=[]), tracking():
+        for spec in args.targets:
+            printed: list[str] = []
+            with _captured(printed):
+                planned, targets = plan(spec, args.seed, _resolving(args))
+            for entry, target in zip(planned, targets or [None] * len(planned), strict=True):
+                if entry.status != "check":
+                    outcomes.append(Outcome(entry.name, entry.status, entry.reason))
+                    continue
+                with _captured(printed):
+                    outcomes.append(run_target(target, options))
+                outcomes[-1].output = "".join(printed)
+                printed.clear()
     return outcomes
 
 
-def _exit_status(outcomes: Sequence[_Outcome]) -> int:
+def _outcomes(args: argparse.Namespace) -> list[Outcome]:
+    options = _check_options(args)
+    if not args.isolate or not isolate.available():
+        return _in_process(args, options)
+    return isolate.run_isolated(
+        args.targets,
+        resolving=_resolving(args),
+        seed=args.seed,
+        options=options,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        memory_limit=_child_memory(args),
+    )
+
+
+def _exit_status(outcomes: Sequence[Outcome]) -> int:
     statuses = {outcome.status for outcome in outcomes}
     if "error" in statuses:
         return EXIT_USAGE
@@ -323,8 +404,9 @@ def _failure_lines(report: Any, verbose: bool) -> list[str]:
     return lines
 
 
-def _print_text(outcomes: Sequence[_Outcome], args: argparse.Namespace, seconds: float) -> None:
-    out = sys.stdout
+def _print_text(
+    outcomes: Sequence[Outcome], args: argparse.Namespace, seconds: float, out: TextIO
+) -> None:
     colour = _use_colour(out)
     width = min(max((len(o.name) for o in outcomes), default=0), 40)
     for outcome in outcomes:
@@ -333,12 +415,23 @@ def _print_text(outcomes: Sequence[_Outcome], args: argparse.Namespace, seconds:
         if outcome.status == "pass" and args.quiet:
             continue
         label = _paint(f"{_LABELS[outcome.status]:<5}", outcome.status, colour)
-        detail = outcome.reason if outcome.report is None else _summary(outcome.report)
+        detail = outcome.reason or _summary(outcome.report)
         print(f"{label} {outcome.name:<{width}}  {detail}".rstrip(), file=out)
         if outcome.status == "fail":
             print(_indent("\n".join(_failure_lines(outcome.report, args.verbose))), file=out)
         elif outcome.report is not None and args.verbose:
             print(_indent(str(outcome.report)), file=out)
+        if outcome.detail and args.verbose:
+            print(_indent(outcome.detail), file=out)
+        if outcome.output:  # what the target printed: on stderr, so stdout stays ours
+            print(f"----- {outcome.name} printed:", file=sys.stderr)
+            print(outcome.output.rstrip("\n"), file=sys.stderr)
+        if outcome.report is not None and not args.verbose:
+            # What the checker worked out or around (a stored output, an input gradient not
+            # compared, another input shape): part of the verdict, so never hidden.
+            for note in outcome.report.notes:
+                print(_indent(f"note: {note}"), file=out)
+    _print_table(outcomes, out, colour, args.quiet)
     counts = {s: sum(o.status == s for o in outcomes) for s in _LABELS}
     summary = f"{counts['pass']} passed, {counts['fail']} failed"
     if counts["error"]:
@@ -348,11 +441,48 @@ def _print_text(outcomes: Sequence[_Outcome], args: argparse.Namespace, seconds:
     print(f"{summary} in {seconds:.1f}s", file=out)
 
 
+def _print_table(outcomes: Sequence[Outcome], out: TextIO, colour: bool, quiet: bool) -> None:
+    """Every target's verdict together, after the details, when some did not pass (with -q,
+    only those)."""
+    shown = [o for o in outcomes if o.status != "skipped"]
+    if len(shown) < 2 or all(o.status == "pass" for o in shown):
+        return
+    if quiet:
+        shown = [o for o in shown if o.status != "pass"]
+    width = min(max(len(o.name) for o in shown), 50)
+    print("verdicts:", file=out)
+    for outcome in shown:
+        label = _paint(f"{_LABELS[outcome.status]:<5}", outcome.status, colour)
+        if outcome.status == "fail":
+            why = ", ".join(c.name for c in outcome.report.failures)
+        else:
+            why = outcome.reason
+        why = why if len(why) <= 70 else why[:67] + "..."
+        print(f"  {label} {outcome.name:<{width}}  {why}".rstrip(), file=out)
+
+
 def _indent(text: str) -> str:
     return "\n".join(f"      {line}" if line else "" for line in text.splitlines())
 
 
-def _print_json(outcomes: Sequence[_Outcome], args: argparse.Namespace, status: int) -> None:
+def _jsonable(value: Any) -> Any:
+    """``value`` with every float JSON cannot hold (inf, nan) as a string."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _write_json(document: dict[str, Any], out: TextIO) -> None:
+    out.write(json.dumps(_jsonable(document), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _print_json(
+    outcomes: Sequence[Outcome], args: argparse.Namespace, status: int, out: TextIO
+) -> None:
     options = {
         key: value
         for key, value in vars(args).items()
@@ -369,12 +499,64 @@ def _print_json(outcomes: Sequence[_Outcome], args: argparse.Namespace, status: 
                 "reason": outcome.reason or None,
                 "seconds": round(outcome.seconds, 4),
                 "report": outcome.report.to_dict() if outcome.report is not None else None,
+                "output": outcome.output,
+                "detail": outcome.detail or None,
             }
             for outcome in outcomes
         ],
     }
-    json.dump(document, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    _write_json(document, out)
+
+
+@contextlib.contextmanager
+def _fd_stdout_to_stderr() -> Iterator[None]:
+    """In-process, send what C code or ``os.write(1, ...)`` prints to stderr while targets
+    run, so that stdout holds only our output."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError):  # no usable descriptors (an embedding host): nothing to do
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    options = argv[: list(argv).index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def _parse(argv: list[str], out: TextIO) -> argparse.Namespace | int:
+    """The parsed and validated arguments, or the exit status once help or a usage error has
+    been printed (as JSON with --json)."""
+    parser = _parser()
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            args = parser.parse_args(argv)
+        problems = limits.option_problems(args)
+        if problems:
+            raise _UsageError("; ".join(problems))
+    except SystemExit:  # --help
+        if _wants_json(argv):
+            _write_json({"passed": True, "exit_status": 0, "help": printed.getvalue()}, out)
+        else:
+            out.write(printed.getvalue())
+        return EXIT_PASS
+    except _UsageError as error:
+        message = str(error).strip()
+        if _wants_json(argv):
+            document = {"passed": False, "exit_status": EXIT_USAGE, "error": message}
+            _write_json({**document, "targets": []}, out)
+        else:
+            print(f"{parser.format_usage()}gradcheck: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -385,22 +567,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         0 when every target passes, 1 when any check fails, 2 for usage errors and targets that
-        cannot be imported or constructed.
+        cannot be imported, constructed or checked.
     """
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = sys.stdout  # ours: a target that replaces sys.stdout does not redirect the report
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit:  # argparse exits on --help (0) and usage errors (2)
-        return int(exit.code or 0)
-    started = time.perf_counter()
-    outcomes = _outcomes(args)
-    status = _exit_status(outcomes)
-    try:
+        args = _parse(argv, out)
+        if isinstance(args, int):
+            return args
+        started = time.perf_counter()
+        redirect = args.json and not (args.isolate and isolate.available())
+        with _fd_stdout_to_stderr() if redirect else contextlib.nullcontext():
+            outcomes = _outcomes(args)
+        status = _exit_status(outcomes)
+        seconds = time.perf_counter() - started
+        if args.junit_xml:
+            write_junit(args.junit_xml, outcomes, seconds)
         if args.json:
-            _print_json(outcomes, args, status)
+            _print_json(outcomes, args, status, out)
         else:
-            _print_text(outcomes, args, time.perf_counter() - started)
-        sys.stdout.flush()
+            _print_text(outcomes, args, seconds, out)
+        out.flush()
     except BrokenPipeError:  # e.g. piped into head: stop writing, keep the exit status
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    except Exception as error:  # a failure of gradcheck itself: said plainly, never a traceback
+        message = f"gradcheck failed: {type(error).__name__}: {error} (please report it)"
+        if _wants_json(argv):
+            _write_json({"passed": False, "exit_status": EXIT_USAGE, "error": message}, out)
+        else:
+            print(message, file=sys.stderr)
+        return EXIT_USAGE
     return status
