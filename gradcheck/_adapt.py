@@ -255,8 +255,20 @@ class Adapted:
     # -- parameters ----------------------------------------------------------------------------
 
     def params(self) -> list[Param]:
-        """Return the parameters, fetched afresh (a module may rebind its gradient tensors)."""
-        return list_params(self.module, self._names)
+        """Return the parameters, fetched afresh (a module may rebind its gradient tensors).
+
+        A loss has none: what a loss's ``param()`` lists (its value, its gradient) is noted and
+        left alone."""
+        params = list_params(self.module, self._names)
+        if self.is_loss and params:
+            note = (
+                f"the loss's param() lists {', '.join(p.name for p in params)}; a loss has no "
+                "parameters, so they were not checked"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
+            return []
+        return params
 
     def train(self, mode: bool) -> None:
         train = getattr(self.module, "train", None)

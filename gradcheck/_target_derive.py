@@ -320,6 +320,10 @@ def _sized(
             value = _FIXED[key]
         elif key in _WRAPPED and activation is not None:
             value = activation
+        elif key == "inplace" and parameter.default is True:
+            # torch's default: an in-place layer writes into its input by design.
+            kwargs.append((parameter.name, False))
+            continue
         elif parameter.default is parameter.empty:
             return None
         else:

@@ -13,7 +13,14 @@ from typing import Any
 
 from gradcheck._target_parse import TargetError
 
-__all__ = ["getattr_chain", "import_dotted", "import_named", "load_file", "lookup"]
+__all__ = [
+    "getattr_chain",
+    "import_dotted",
+    "import_named",
+    "load_file",
+    "load_package",
+    "lookup",
+]
 
 # Resolution: dotted names and files -> Python objects
 # ---------------------------------------------------------------------------------------------
@@ -117,11 +124,22 @@ def _package_name(path: str) -> str | None:
     return ".".join(reversed(parts))
 
 
+def load_package(folder: str) -> types.ModuleType:
+    """Import the package in ``folder`` (it has an ``__init__.py``) by its dotted name, the
+    parent of its outermost package folder first on ``sys.path``."""
+    init = os.path.join(os.path.abspath(folder), "__init__.py")
+    dotted = _package_name(init)
+    if dotted is None:
+        raise TargetError(f"cannot import the package in {folder!r}: its name is not an identifier")
+    return _load_package_file(init, dotted.removesuffix(".__init__"))
+
+
 def _load_package_file(path: str, dotted: str) -> types.ModuleType:
     """Import a file that lives in a package by its dotted name, the package's parent folder
     first on ``sys.path``, so that its relative imports (``from .base import Module``) work."""
     root = os.path.dirname(path)
-    for _ in range(dotted.count(".")):
+    # One folder up per dot, and one more for a package's own __init__.py.
+    for _ in range(dotted.count(".") + (os.path.basename(path) == "__init__.py")):
         root = os.path.dirname(root)
     if sys.path[:1] != [root]:
         sys.path.insert(0, root)

@@ -289,12 +289,14 @@ def _fit_default_input(
 def _fit_loss_input(
     adapted: Adapted, args: list[Any], seed: int, input_range: Sequence[float] | None, kind: str
 ) -> str | None:
-    """For a loss given a drawn ``(N, D)`` prediction: if its forward refuses it, try one output
-    per sample, ``(N, 1)`` then ``(N,)`` (a loss written for a one-output network)."""
+    """For a loss given a drawn ``(N, D)`` prediction: if its forward or backward refuses it,
+    try one output per sample, ``(N, 1)`` then ``(N,)`` (a loss written for a one-output
+    network), then an NCHW image batch (an image project's loss)."""
 
     def attempt(prediction: Tensor, target: Tensor) -> None:
         torch.default_generator.manual_seed(seed)
         adapted.forward(prediction.clone(), target.clone())
+        adapted.backward(None)
 
     try:
         attempt(args[0], args[1])
@@ -302,7 +304,8 @@ def _fit_loss_input(
     except Exception as exc:
         problem = exception_text(exc)
     drawn = tuple(args[0].shape)
-    for shape in ((drawn[0], 1), (drawn[0],)):
+    image = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
+    for shape in ((drawn[0], 1), (drawn[0],), image):
         prediction = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
         target = make_target(prediction, kind=kind, seed=seed)
         target = target.to(args[0].dtype) if target.is_floating_point() else target

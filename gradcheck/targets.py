@@ -20,6 +20,8 @@ rather than run. This file knows nothing about gradients; it only builds
 from __future__ import annotations
 
 import inspect
+import os
+import pkgutil
 import sys
 import types
 from collections.abc import Callable
@@ -32,7 +34,7 @@ from gradcheck._target_derive import (
     is_module_class,
     required_parameters,
 )
-from gradcheck._target_imports import import_dotted, load_file, lookup
+from gradcheck._target_imports import import_dotted, load_file, load_package, lookup
 from gradcheck._target_parse import Call, Items, TargetError, format_target, parse_target
 from gradcheck.inputs import DEFAULT_FEATURES
 
@@ -198,8 +200,13 @@ def _package(
     namespace: Any,
     channels: int | None = None,
 ) -> list[Target]:
-    """Every module class ``module`` exports; ``label`` + call is how each is shown."""
+    """Every module class ``module`` exports; ``label`` + call is how each is shown. A package
+    that exports nothing (an empty ``__init__.py``) has its submodules' classes checked."""
     exported = _exports(module)
+    if not exported and hasattr(module, "__path__") and label == "":
+        found = _submodule_targets(module, prefix, features, channels)
+        if found:
+            return found
     targets: list[Target] = []
     seen: set[int] = set()
     for attr in exported:
@@ -236,6 +243,42 @@ def _package(
     return targets
 
 
+def _submodule_targets(
+    package: types.ModuleType, prefix: str, features: int, channels: int | None
+) -> list[Target]:
+    """The module classes of each submodule of ``package`` (one level), in name order."""
+    targets: list[Target] = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        name = f"{prefix}.{info.name}"
+        try:
+            module = import_dotted(name)
+            targets += _package(module, "", name, features, None, channels)
+        except TargetError as error:
+            if "exports no module classes" not in str(error):
+                targets.append(Target(name, error=str(error)))
+    return targets
+
+
+def _folder(path: str, features: int, channels: int | None) -> list[Target]:
+    """A folder: a package (it has an ``__init__.py``) by its dotted name, else every ``.py``
+    file in it, each as a file target."""
+    if os.path.isfile(os.path.join(path, "__init__.py")):
+        package = load_package(path)
+        return _package(package, "", package.__name__, features, None, channels)
+    files = sorted(f for f in os.listdir(path) if f.endswith(".py"))
+    if not files:
+        raise TargetError(f"folder {path!r} holds no .py file and no package to check")
+    targets: list[Target] = []
+    for file in files:
+        spec = os.path.join(path, file)
+        try:
+            targets += resolve(spec, features=features, channels=channels)
+        except TargetError as error:
+            if "exports no module classes" not in str(error):
+                targets.append(Target(spec, error=str(error)))
+    return targets
+
+
 def resolve(
     spec: str, *, features: int = DEFAULT_FEATURES, channels: int | None = None
 ) -> list[Target]:
@@ -257,6 +300,8 @@ def resolve(
             and how to fix it.
     """
     spec = spec.strip()
+    if os.path.isdir(spec):
+        return _folder(spec, features, channels)
     path, sep, rest = spec.rpartition(".py:")
     if sep:
         module = load_file(path + ".py")

@@ -199,3 +199,52 @@ def test_an_empty_container_is_refused_with_the_layers_to_name(tmp_path, isolate
     assert "is a container, and empty it checks nothing" in target.error
     with pytest.raises(TargetError, match="name the layers it holds"):
         resolve(f"{path}:Sequential")
+
+
+def _write_layer_package(root: Path) -> Path:
+    package = root / "project" / "others"
+    package.mkdir(parents=True)
+    (root / "project" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")  # exports nothing: its submodules hold the layers
+    (package / "base.py").write_text(
+        "class Module:\n"
+        "    def forward(self, *input):\n        raise NotImplementedError\n"
+        "    def backward(self, *gradwrtoutput):\n        raise NotImplementedError\n"
+    )
+    (package / "tanh.py").write_text(
+        "import torch\nfrom .base import Module\n\n"
+        "class Tanh(Module):\n"
+        "    def forward(self, x):\n        self.y = torch.tanh(x)\n        return self.y\n"
+        "    def backward(self, grad):\n        return grad * (1 - self.y**2)\n"
+    )
+    return package
+
+
+def test_a_package_folder_that_exports_nothing_has_its_submodules_checked(
+    tmp_path, isolated_imports
+):
+    package = _write_layer_package(tmp_path)
+    targets = resolve(str(package))
+    # base.py holds only an abstract base: nothing of it to check, nothing to report.
+    assert [t.name for t in targets] == ["project.others.tanh.Tanh"]
+    assert gradcheck.check(targets[0].build()).passed
+
+
+def test_a_plain_folder_has_each_of_its_files_checked(tmp_path, isolated_imports):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "layers.py").write_text(
+        "import torch\n\n"
+        "class Tanh:\n"
+        "    def forward(self, x):\n        self.y = torch.tanh(x)\n        return self.y\n"
+        "    def backward(self, grad):\n        return grad * (1 - self.y)\n"
+    )
+    (folder / "train.py").write_text("EPOCHS = 3\n")
+    (target,) = resolve(str(folder))
+    assert target.name.endswith("layers.py:Tanh")
+    assert not gradcheck.check(target.build()).passed
+
+
+def test_an_empty_folder_is_refused(tmp_path):
+    with pytest.raises(TargetError, match="holds no .py file"):
+        resolve(str(tmp_path))

@@ -208,3 +208,18 @@ def test_sizes_spelled_with_words_are_derived():
     from gradcheck.targets import derive_arguments
 
     assert derive_arguments(styles.LayerSizes, "", 3, None).args == (3, 4)
+
+
+def test_what_a_loss_lists_as_parameters_is_noted_not_checked():
+    report = gradcheck.check(styles.LossListsItsValue())
+    assert report.passed, str(report)
+    assert any("a loss has no parameters" in note for note in report.notes), report.notes
+
+
+def test_package_mode_checks_an_inplace_layer_out_of_place_as_torch_defaults_to():
+    from gradcheck.targets import derive_arguments
+
+    call = derive_arguments(styles.InplaceReLU, "", 3, None)
+    assert call.kwargs == (("inplace", False),)
+    assert gradcheck.check(styles.InplaceReLU(inplace=False)).passed
+    assert not gradcheck.check(styles.InplaceReLU()).passed

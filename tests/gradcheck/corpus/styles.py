@@ -519,3 +519,35 @@ class NonePairReLU:
 
     def param(self):
         return [(None, None)]
+
+
+class LossListsItsValue(MSE):
+    """A loss whose ``param()`` lists its value and gradient, as if they were parameters."""
+
+    def forward(self, prediction, target):
+        self.loss = super().forward(prediction, target)
+        return self.loss
+
+    def backward(self, *gradwrtoutput):
+        self.gradient = super().backward()
+        return self.gradient
+
+    def param(self):
+        return [(getattr(self, "loss", None), getattr(self, "gradient", None))]
+
+
+class InplaceReLU:
+    """``inplace=True`` by default: writes into its input by design, as torch's does."""
+
+    def __init__(self, inplace=True):
+        self.inplace = inplace
+
+    def forward(self, x):
+        self.mask = x > 0
+        if self.inplace:
+            x[~self.mask] = 0
+            return x
+        return x * self.mask
+
+    def backward(self, grad):
+        return grad * self.mask
