@@ -30,7 +30,7 @@ from gradcheck.names import (
     ZERO_GRAD,
 )
 from gradcheck.report import CheckResult
-from gradcheck.session import ModuleFailed, Session, equal, raised, shape_text
+from gradcheck.session import USER_ERRORS, ModuleFailed, Session, equal, raised, shape_text
 
 __all__ = [
     "Unsupported",
@@ -69,7 +69,7 @@ def _scaled_close(a: Tensor, b: Tensor, atol: float, rtol: float) -> Tensor:
 def check_parameters(s: Session) -> None:
     try:
         s.params = s.adapted.params()
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise raised(PARAMETERS, "listing parameters", exc) from exc
     listed = ", ".join(f"{p.name} {shape_text(p.tensor)}" for p in s.params)
     s.add(PARAMETERS, True, listed or "no parameters")
@@ -458,7 +458,7 @@ def check_zero_grad(s: Session) -> None:
     before = [p.read_grad() for p in s.fresh_params()]
     try:
         method()
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise raised(ZERO_GRAD, f"{name}()", exc) from exc
     after = [p.read_grad() for p in s.fresh_params()]
     problems = []

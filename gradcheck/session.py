@@ -23,6 +23,7 @@ __all__ = [
     "ModuleFailed",
     "Options",
     "Session",
+    "USER_ERRORS",
     "equal",
     "exception_text",
     "module_traceback",
@@ -45,6 +46,11 @@ class Options:
     max_full: int
     projections: int
     dtype: torch.dtype
+
+
+#: What the module's code may raise and the checker reports as the module's failure: its
+#: exceptions, and a ``sys.exit`` or ``KeyboardInterrupt`` from it (never the end of the run).
+USER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 class ModuleFailed(Exception):
@@ -146,7 +152,7 @@ class Session:
         torch.default_generator.manual_seed(self.options.seed)
         try:
             out = self.adapted.forward(*self.call_args())
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise raised(check, "forward", exc) from exc
         if not isinstance(out, Tensor):
             hint = " (a missing `return`?)" if out is None else ""
@@ -173,7 +179,7 @@ class Session:
             grad = grad.clone()
         try:
             result = self.adapted.backward(grad)
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise raised(check, "backward", exc) from exc
         if result is None and (self.params or not self.returns_input_gradient):
             return [None] * len(self.perturbable)  # check_backward decides what that means
@@ -200,7 +206,7 @@ class Session:
         """The parameters listed afresh; the same count as at the start, or a failure."""
         try:
             params = self.adapted.params()
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise raised(PARAMETERS, "listing parameters", exc) from exc
         if len(params) != len(self.params):
             raise ModuleFailed(
