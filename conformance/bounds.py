@@ -33,14 +33,6 @@ _BCE_LOSS_REASON = (
     "1 ulp, so each step's loss value is within a relative 4 eps. The gradient involves no log "
     "and is exact, so parameters, gradients and optimizer state stay bit-identical."
 )
-_ELU_REASON = (
-    "torch's ELU kernels evaluate the scalar tail of each tensor (its last numel % (2 x SIMD "
-    "width) elements, so every element at batch 1) with the C library's exp/expm1, which no public "
-    "tensor operation reproduces. One ulp there compounds chaotically over a trajectory, so ELU "
-    "cases are compared step by step from identical states (nnlite re-aligned on torch.nn after "
-    "each step), against these norm-wise bounds: 2-4x the largest differences measured over the "
-    "180 ELU cases of the grid."
-)
 
 
 def _is(activation: str | None = None, loss: str | None = None, dtype: torch.dtype | None = None):
@@ -55,30 +47,6 @@ def _is(activation: str | None = None, loss: str | None = None, dtype: torch.dty
 
 
 KNOWN_BOUNDS: list[KnownBound] = [
-    KnownBound(
-        _is(activation="elu", dtype=torch.float32),
-        {
-            "loss": Bound(1e-4, scaled=True),  # measured 3.1e-5
-            "gradient": Bound(1e-4, scaled=True),  # measured 3.1e-5
-            "optimizer": Bound(2e-4, scaled=True),  # measured 8.0e-5
-            "parameter": Bound(4e-6, scaled=True),  # measured 1.4e-6
-            "output": Bound(1e-6, scaled=True),  # measured 2.2e-7
-        },
-        _ELU_REASON,
-        resync=True,
-    ),
-    KnownBound(
-        _is(activation="elu", dtype=torch.float64),
-        {
-            "loss": Bound(4e-10, scaled=True),  # measured 1.2e-10
-            "gradient": Bound(2e-13, scaled=True),  # measured 5.7e-14
-            "optimizer": Bound(1e-13, scaled=True),  # measured 2.7e-14
-            "parameter": Bound(1e-14, scaled=True),  # measured 1.7e-15
-            "output": Bound(1e-15, scaled=True),  # measured 2.7e-16
-        },
-        _ELU_REASON,
-        resync=True,
-    ),
     KnownBound(
         _is(loss="bce", dtype=torch.float32),
         {"loss": Bound(0.0, rtol=4 * torch.finfo(torch.float32).eps)},

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from nnlite import _sleef
+from nnlite import _libm, _loops, _sleef
 from nnlite._scalars import scalar
 from nnlite.module import Module
 
@@ -204,20 +204,48 @@ class ELU(_Activation):
 
     def _apply(self, x: Tensor) -> Tensor:
         _sleef.check_dtype(self, x)
-        # NOTE: torch's elu kernel uses SLEEF's expm1 on its vectorised body, as torch.expm1 does,
-        # but the C library's expm1 on the scalar tail of each thread's chunk (its last
-        # numel % (2 * SIMD width) elements), where a rare element differs by 1 ulp.
-        return torch.where(x > 0, x, torch.expm1(x) * self.alpha)
+        # NOTE: torch's elu kernel computes expm1(x) * alpha with SLEEF's expm1 (torch.expm1's)
+        # on its SIMD loop and with the C library's on the elements the loop leaves to its
+        # scalar code (nnlite._loops says which); both parts are rebuilt here.
+        y = torch.where(x > 0, x, torch.expm1(x) * self.alpha)
+        index = _loops.scalar_elements(x)
+        if index is not None:
+            _put(y, index, _elu_scalar(_take(x, index), self.alpha))
+        return y
 
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        # NOTE: torch's elu_backward multiplies in this order, with SLEEF's exp on its vectorised
-        # body (reproduced by _sleef.exp) but the C library's exp on the scalar tail of each
-        # thread's chunk (its last numel % (2 * SIMD width) elements), where a rare element
-        # differs by 1 ulp; tests bound the difference at 2 ulps.
-        return torch.where(x > 0, grad, grad * self.alpha * _sleef.exp(x))
+        # NOTE: torch's elu_backward computes grad * alpha * exp(x) in this order, with SLEEF's
+        # exp (nnlite._sleef) on its SIMD loop and the C library's on the elements left to its
+        # scalar code.
+        result = torch.where(x > 0, grad, grad * self.alpha * _sleef.exp(x))
+        index = _loops.scalar_elements(grad, x)
+        if index is not None:
+            _put(result, index, _elu_scalar_grad(_take(grad, index), _take(x, index), self.alpha))
+        return result
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
+
+
+def _take(tensor: Tensor, index: Tensor | tuple[Tensor, ...]) -> Tensor:
+    return tensor.view(-1)[index] if isinstance(index, Tensor) else tensor[index]
+
+
+def _put(tensor: Tensor, index: Tensor | tuple[Tensor, ...], values: Tensor) -> None:
+    if isinstance(index, Tensor):
+        tensor.view(-1)[index] = values
+    else:
+        tensor[index] = values
+
+
+def _elu_scalar(x: Tensor, alpha: float) -> Tensor:
+    """ELU as the kernel's scalar code computes it: ``x <= 0 ? expm1(x) * alpha : x``."""
+    return torch.where(x <= 0, _libm.expm1_nonpositive(x.clamp(max=0)) * alpha, x)
+
+
+def _elu_scalar_grad(grad: Tensor, x: Tensor, alpha: float) -> Tensor:
+    """ELU's backward as the scalar code computes it: ``x <= 0 ? grad * alpha * exp(x) : grad``."""
+    return torch.where(x <= 0, grad * alpha * _libm.exp_nonpositive(x.clamp(max=0)), grad)
 
 
 class Tanh(_Activation):

@@ -1,10 +1,14 @@
 import math
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import nnlite
-from tests.nnlite._oracle import DTYPE_IDS, DTYPES, torch_forward_backward, ulp_distance
+from tests.nnlite._oracle import DTYPE_IDS, DTYPES, torch_forward_backward
 
 EXACT = [
     ("ReLU", lambda: nnlite.ReLU(), lambda: torch.nn.ReLU()),
@@ -36,30 +40,86 @@ def test_forward_and_backward_equal_torch_bit_for_bit(name, ours, theirs, shape,
     assert torch.equal(grad_input, expected_grad)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("alpha", [1.0, 0.3])
-def test_elu_matches_torch_within_one_ulp(alpha, shape, dtype):
-    # torch's elu kernels call the C library's expm1 / exp on the scalar tail of each thread's
-    # chunk (see ELU's notes): there the forward is within 1 ulp, the backward within 2 (1 ulp of
-    # exp, then one more rounding); elsewhere the backward is exact (see the next test).
-    x, grad = _data(shape, dtype)
+ELU_SIZES = [1, 7, 31, 32, 33, 47, 625, 1000, 4096, 25_000, 32_767, 32_768, 32_769, 50_001]
+"""Around the SIMD blocks (16 or 32 elements) and the one-thread grain (32,768 elements)."""
+
+
+def _assert_elu_equals_torch(x, grad, alpha):
     module = nnlite.ELU(alpha)
     out = module(x)
     grad_input = module.backward(grad)
-    expected_out, expected_grad = torch_forward_backward(torch.nn.ELU(alpha), x, grad)
-    assert ulp_distance(out, expected_out) <= 1
-    assert ulp_distance(grad_input, expected_grad) <= 2
+    leaf = x.detach().requires_grad_(True)  # the same layout as x, for torch's kernel
+    expected_out = torch.nn.functional.elu(leaf, alpha)
+    expected_out.backward(grad)
+    assert torch.equal(out, expected_out.detach())
+    assert torch.equal(grad_input, leaf.grad)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("size", ELU_SIZES)
+@pytest.mark.parametrize("alpha", [1.0, 0.3, 0.01])
+def test_elu_equals_torch_bit_for_bit_scalar_tail_included(alpha, size, dtype, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x, grad = _data((size,), dtype, seed=size)
+        _assert_elu_equals_torch(x, grad, alpha)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _transposed(shape, dtype, seed):
+    x, grad = _data(tuple(reversed(shape)), dtype, seed)
+    return x.t(), grad.t()
+
+
+ELU_LAYOUTS = [
+    ("contiguous-25x25", lambda dtype: _data((25, 25), dtype, 1)),
+    ("contiguous-3d", lambda dtype: _data((2, 3, 5), dtype, 2)),
+    ("size-one-dims", lambda dtype: _data((7, 1, 9), dtype, 3)),
+    ("transposed", lambda dtype: _transposed((33, 17), dtype, 4)),
+    ("transposed-input-contiguous-gradient",
+     lambda dtype: (_transposed((33, 17), dtype, 5)[0], _data((33, 17), dtype, 6)[1])),
+    ("sliced-rows", lambda dtype: tuple(t[:, :17] for t in _data((40, 24), dtype, 7))),
+    ("every-other-column", lambda dtype: tuple(t[:, ::2] for t in _data((40, 24), dtype, 8))),
+    ("large-sliced", lambda dtype: tuple(t[:, :40] for t in _data((1000, 41), dtype, 9))),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_elu_backward_equals_torch_bit_for_bit_without_a_scalar_tail(dtype):
-    # 4096 elements fill whole SIMD blocks, so torch's kernel uses its vectorised exp throughout.
-    x, grad = _data((64, 64), dtype)
-    module = nnlite.ELU(0.3)
-    module(x)
-    _, expected_grad = torch_forward_backward(torch.nn.ELU(0.3), x, grad)
-    assert torch.equal(module.backward(grad), expected_grad)
+@pytest.mark.parametrize("make", [c[1] for c in ELU_LAYOUTS], ids=[c[0] for c in ELU_LAYOUTS])
+def test_elu_equals_torch_bit_for_bit_in_every_layout(make, dtype):
+    x, grad = make(dtype)
+    _assert_elu_equals_torch(x, grad, 0.3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_elu_edge_values_equal_torch(dtype):
+    tiny = torch.finfo(dtype).tiny
+    values = [0.0, -0.0, -tiny, -1e-30, -2**-25, -0.34, -0.35, -1.04, -18.7, -18.8, -88.5, -103.5,
+              -104.0, -745.0, -float("inf"), 1e-30, 3.0, float("inf")]  # fmt: skip
+    x = torch.tensor(values, dtype=dtype)
+    _assert_elu_equals_torch(x, torch.linspace(-2, 2, len(values), dtype=dtype), 1.0)
+
+
+@pytest.mark.parametrize("capability", ["avx2", "default"])
+def test_elu_equals_torch_on_other_cpu_capabilities(capability):
+    # torch picks its kernels per process from ATEN_CPU_CAPABILITY: one real subprocess each.
+    script = (
+        "import torch\n"
+        "from tests.nnlite.test_activation import ELU_SIZES, _assert_elu_equals_torch, _data\n"
+        f"assert torch.backends.cpu.get_cpu_capability() == {capability.upper()!r}\n"
+        "for dtype in (torch.float32, torch.float64):\n"
+        "    for size in ELU_SIZES[:9]:\n"
+        "        _assert_elu_equals_torch(*_data((size,), dtype, seed=size), 0.3)\n"
+    )
+    environment = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+        cwd=pathlib.Path(__file__).parents[2], timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
