@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import re
 import sys
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,7 +46,17 @@ import torch
 from torch import Tensor
 
 from gradcheck._adapt import Adapted, CannotAdapt, Param
-from gradcheck._params import _GRAD_FORMS, _SHORT, children
+from gradcheck._numpy_params import (
+    Summed,
+    attribute,
+    grad_by_name,
+    pairs,
+    put,
+    refuse_learning_rate,
+    scan,
+    short,
+    walk,
+)
 
 __all__ = [
     "NumpyAdapted",
@@ -60,12 +68,6 @@ __all__ = [
     "to_tensors",
 ]
 
-#: A backward parameter that makes backward take an optimizer step itself.
-_STEP = re.compile(r"^(lr|learning_?rate|eta|step_?size|alpha|optimi[sz]er|optim)$", re.IGNORECASE)
-#: Array attribute names of parameters (a numpy module without ``param()``).
-_PARAMETER = re.compile(
-    r"^_?(w|b|weights?|bias(es)?|gamma|beta|kernels?|filters?)\d*$", re.IGNORECASE
-)
 _LISTINGS = ("param", "params", "parameters", "get_params")
 _GRAD_DICTS = ("grads", "gradients", "dparams", "d_params", "param_grads", "grad")
 #: Where a forward that returns None keeps its output; a backward its input gradient.
@@ -121,175 +123,20 @@ def _uses(module: types.ModuleType | None) -> tuple[bool, bool]:
 
 def is_numpy_module(module: Any) -> bool:
     """Whether ``module`` computes on numpy arrays: it holds float ndarrays and no tensors, or,
-    holding neither, its class is defined in a file that imports numpy and not torch."""
+    holding neither, its class (or else the nearest base class whose file imports only one of
+    the two) is defined in a file that imports numpy and not torch."""
     if isinstance(module, torch.nn.Module | Adapted) or inspect.isclass(module):
         return False
-    kinds = {type(v) for _, _, v in _walk(module, depth=2)}
+    kinds = {type(v) for _, _, v in walk(module, depth=2)}
     if any(issubclass(k, Tensor) for k in kinds):
         return False
     if any(issubclass(k, np.ndarray) for k in kinds):
         return True
-    for cls in type(module).__mro__:
-        if cls.__module__ != "builtins":
-            numpy, torch_ = _uses(sys.modules.get(cls.__module__))
-            return numpy and not torch_
+    for cls in type(module).__mro__:  # the first class whose file imports one of the two
+        numpy, torch_ = _uses(sys.modules.get(cls.__module__))
+        if numpy != torch_:
+            return numpy
     return False
-
-
-def _walk(obj: Any, depth: int = 3) -> list[tuple[Any, str, Any]]:
-    """Every ``(container, key, value)`` under ``obj`` whose value is an array or a tensor."""
-    found: list[tuple[Any, str, Any]] = []
-    seen: set[int] = set()
-
-    def walk(container: Any, level: int) -> None:
-        if id(container) in seen or level > depth:
-            return
-        seen.add(id(container))
-        for key, value in children(container):
-            if isinstance(value, np.ndarray | Tensor):
-                found.append((container, key, value))
-            elif isinstance(value, dict | list | tuple) or _is_object(value):
-                walk(value, level + 1)
-
-    walk(obj, 0)
-    return found
-
-
-def _is_object(value: Any) -> bool:
-    return hasattr(value, "__dict__") and not isinstance(
-        value, type | types.ModuleType | types.FunctionType | types.MethodType
-    )
-
-
-def _put(container: Any, key: str, value: Any) -> None:
-    if isinstance(container, dict):
-        container[next(k for k in container if str(k) == key)] = value
-    elif isinstance(container, list):
-        container[int(key)] = value
-    else:
-        setattr(container, key, value)
-
-
-def _parameter_names(module: Any) -> list[str]:
-    names = [k for k, v in vars(module).items() if _PARAMETER.match(k) and _is_float(v)]
-    return names or ["weights", "bias"]
-
-
-def _is_float(value: Any) -> bool:
-    if isinstance(value, np.ndarray):
-        return value.dtype.kind == "f"
-    return isinstance(value, Tensor) and value.is_floating_point()
-
-
-def _harmless(default: Any) -> bool:
-    """A learning-rate default under which backward takes no step (None or 0)."""
-    return default is None or (isinstance(default, numbers.Number) and default == 0)
-
-
-def refuse_learning_rate(module: Any) -> None:
-    """Refuse a module whose backward takes a learning rate (or an optimizer) and updates its own
-    weights: the gradients are never where they can be read. The message shows the adapter."""
-    try:
-        signature = inspect.signature(module.backward)
-    except (AttributeError, TypeError, ValueError):
-        return
-    for p in signature.parameters.values():
-        if not _STEP.match(p.name) or _harmless(p.default):
-            continue
-        names = _parameter_names(module)
-        numpy = any(isinstance(v, np.ndarray) for v in vars(module).values())
-        copy, zeros = (".copy()", "np.zeros_like") if numpy else (".clone()", "torch.zeros_like")
-        own = ", ".join(f"self.layer.{n}" for n in names)
-        olds = ", ".join(f"{n}" for n in names)
-        lines = [
-            "class Adapter:  # one step with learning rate 1, read back as gradients, undone",
-            "    def __init__(self, layer):",
-            "        self.layer = layer",
-            f"        self.w = [{own}]  # the arrays gradcheck perturbs",
-            f"        self.g = [{zeros}(w) for w in self.w]",
-            "    def forward(self, x):",
-            "        return self.layer.forward(x)",
-            "    def backward(self, grad):",
-            f"        before = [w{copy} for w in self.w]",
-            f"        dx = self.layer.backward(grad, {p.name}=1.0)",
-            f"        after = [{own}]",
-            "        for g, w, b, a in zip(self.g, self.w, before, after):",
-            "            g += b - a  # w <- w - 1.0 * dL/dw",
-            "            w[...] = b  # undo the step",
-            f"        {own}{',' if len(names) == 1 else ''} = self.w",
-            "        return dx",
-            "    def param(self):",
-            "        return list(zip(self.w, self.g))",
-        ]
-        adapter = "\n".join("    " + line for line in lines)
-        raise CannotAdapt(
-            f"{type(module).__name__}.backward{signature} takes a learning rate ({p.name}) and "
-            f"updates {olds} itself: its gradients are never kept where they can be read. "
-            "gradcheck needs a backward that returns the input gradient and leaves the "
-            f"parameter gradients to read. Write an adapter, e.g.\n\n{adapter}\n\nand check "
-            f"Adapter({type(module).__name__}(...))"
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Parameters
-# ---------------------------------------------------------------------------------------------
-
-
-def _normal(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
-def _grad_by_name(values: dict[str, Any], name: str, array: Any) -> np.ndarray | None:
-    """The gradient kept beside parameter ``name`` in ``values``, by name (any shape: a wrong
-    shape is the gradient_shape check's to report)."""
-    arrays = {_normal(str(k)): v for k, v in values.items() if isinstance(v, np.ndarray)}
-    base = name.lstrip("_")
-    for b in (base, *_SHORT.get(base.lower(), ())):
-        for form in _GRAD_FORMS:
-            value = arrays.get(_normal(form.format(b)))
-            if value is not None and value is not array:
-                return value
-    return None
-
-
-@dataclass
-class _Summed:
-    """A parameter whose gradient the module sets on each backward (the numpy convention):
-    the adapter zeroes the module's array before backward and adds it into ``buffer`` after, so
-    the session sees gradients that add up, as the course protocol's do."""
-
-    name: str
-    array: Callable[[], np.ndarray]
-    grad: Callable[[], np.ndarray | None]
-    buffer: Tensor | None = None
-    seen: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-
-    def before_backward(self) -> None:
-        g = self.grad()
-        if isinstance(g, np.ndarray) and g.flags.writeable:
-            g[...] = 0
-
-    def after_backward(self) -> None:
-        g = self.grad()
-        if not isinstance(g, np.ndarray):
-            return
-        dtype = torch.from_numpy(np.zeros(0, dtype=g.dtype)).dtype if g.dtype.kind == "f" else None
-        if dtype is None:
-            return
-        if self.buffer is None or self.buffer.shape != g.shape or self.buffer.dtype != dtype:
-            self.buffer = torch.zeros(g.shape, dtype=dtype)
-        self.buffer += torch.from_numpy(np.array(g))
-        self.seen = (g, g.copy())
-
-    def read(self) -> Tensor | None:
-        g = self.grad()
-        if self.seen is not None and isinstance(g, np.ndarray) and self.buffer is not None:
-            if g is not self.seen[0] or not np.array_equal(g, self.seen[1]):
-                # Changed outside backward (the module's own zero_grad): follow it.
-                self.buffer.copy_(torch.from_numpy(np.array(g, dtype=self.seen[1].dtype)))
-                self.seen = (g, g.copy())
-        return self.buffer
 
 
 class NumpyAdapted(Adapted):
@@ -300,7 +147,7 @@ class NumpyAdapted(Adapted):
     ) -> None:
         super().__init__(module, batch_dim=batch_dim, target_first=target_first)
         refuse_learning_rate(module)
-        self._summed: list[_Summed] | None = None
+        self._summed: list[Summed] | None = None
         self._listing: str | None = None
         self._wrapped: dict[int, tuple[np.ndarray, Tensor]] = {}
         self._backwards = 0
@@ -369,14 +216,14 @@ class NumpyAdapted(Adapted):
             return source, value
         return None
 
-    def _discover(self) -> list[_Summed]:
+    def _discover(self) -> list[Summed]:
         """Find the parameters whose gradients the adapter sums (once)."""
         if self._summed is not None:
             return self._summed
         listed = self._list()
-        summed: list[_Summed] = []
-        if listed is None:
-            summed = _scan(self.module, "")
+        summed: list[Summed] = []
+        if listed is None or listed[1] is None:
+            summed = scan(self.module, "")
         else:
             source, value = listed
             self._listing = source
@@ -384,10 +231,10 @@ class NumpyAdapted(Adapted):
                 summed = self._from_dict(source, value)
             elif isinstance(value, list | tuple) and all(isinstance(v, np.ndarray) for v in value):
                 summed = self._from_arrays(source, list(value))
-            elif not _pairs(value):
+            elif not pairs(value):
                 raise CannotAdapt(
                     f"{type(self.module).__name__}.{source} gave {type(value).__name__} "
-                    f"{_short(value)}; for a numpy module gradcheck understands (array, "
+                    f"{short(value)}; for a numpy module gradcheck understands (array, "
                     "gradient) pairs, a dict of arrays with a sibling `grads` dict, arrays it "
                     "can find as attributes (gradients named dW, dweights, W_grad, ...), or "
                     "arrays named like parameters with no param() at all"
@@ -395,7 +242,7 @@ class NumpyAdapted(Adapted):
         self._summed = summed
         return summed
 
-    def _from_dict(self, source: str, value: dict[Any, Any]) -> list[_Summed]:
+    def _from_dict(self, source: str, value: dict[Any, Any]) -> list[Summed]:
         module = self.module
         sibling = next((g for g in _GRAD_DICTS if isinstance(vars(module).get(g), dict)), None)
 
@@ -416,12 +263,12 @@ class NumpyAdapted(Adapted):
             if sibling:
                 grad = lambda k=key: grads().get(k)  # noqa: E731
             else:
-                grad = lambda k=key, a=v: _grad_by_name(grads(), str(k), a)  # noqa: E731
-            summed.append(_Summed(str(key), array(key), grad))
+                grad = lambda k=key, a=v: grad_by_name(grads(), str(k), a)  # noqa: E731
+            summed.append(Summed(str(key), array(key), grad))
         return summed
 
-    def _from_arrays(self, source: str, arrays: list[np.ndarray]) -> list[_Summed]:
-        located = {id(v): (c, k) for c, k, v in _walk(self.module, depth=2)}
+    def _from_arrays(self, source: str, arrays: list[np.ndarray]) -> list[Summed]:
+        located = {id(v): (c, k) for c, k, v in walk(self.module, depth=2)}
         summed = []
         for i, a in enumerate(arrays):
             if id(a) not in located:
@@ -431,7 +278,7 @@ class NumpyAdapted(Adapted):
                     "either: return (array, gradient) pairs"
                 )
             owner, key = located[id(a)]
-            summed.append(_attribute(owner, key, key))
+            summed.append(attribute(owner, key, key))
         return summed
 
     def params(self) -> list[Param]:
@@ -460,62 +307,27 @@ class NumpyAdapted(Adapted):
         target = torch.empty((), dtype=dtype).numpy().dtype
         state = np.random.get_state()
         saved = []
-        for container, key, value in _walk(self.module):
+        for container, key, value in walk(self.module):
             if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
                 continue
             saved.append((container, key, value, value.copy()))
             if value.dtype != target and not isinstance(container, tuple):
-                _put(container, key, value.astype(target))
+                put(container, key, value.astype(target))
         self._wrapped.clear()
+        self._summed = None
+        try:
+            self._discover()  # a listing gradcheck cannot read: cannot be checked, said now
+        except CannotAdapt:
+            self._undo(saved, state)
+            raise
 
-        def undo() -> None:
-            for container, key, original, values in reversed(saved):
-                if original.flags.writeable:
-                    np.copyto(original, values)
-                if not isinstance(container, tuple):
-                    _put(container, key, original)
-            np.random.set_state(state)
-            self._wrapped.clear()
+        return lambda: self._undo(saved, state)
 
-        return undo
-
-
-def _pairs(value: Any) -> bool:
-    if not isinstance(value, list | tuple):
-        return False
-    return all(
-        isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(a, np.ndarray) for a in v)
-        for v in value
-    )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _attribute(owner: Any, key: str, name: str) -> _Summed:
-    def array() -> np.ndarray:
-        return vars(owner)[key]
-
-    def grad() -> np.ndarray | None:
-        return _grad_by_name(vars(owner), key, array())
-
-    return _Summed(name, array, grad)
-
-
-def _scan(module: Any, prefix: str, depth: int = 2) -> list[_Summed]:
-    """Arrays named like parameters, in the module and the layers it holds."""
-    found = []
-    for key, value in vars(module).items():
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and _PARAMETER.match(key):
-            found.append(_attribute(module, key, prefix + key))
-    if depth == 0:
-        return found
-    for key, value in vars(module).items():
-        layers = value if isinstance(value, list | tuple) else [value]
-        for i, layer in enumerate(layers):
-            if _is_object(layer) and callable(getattr(layer, "forward", None)):
-                where = f"{key}.{i}." if isinstance(value, list | tuple) else f"{key}."
-                found.extend(_scan(layer, prefix + where, depth - 1))
-    return found
+    def _undo(self, saved: list[tuple[Any, str, np.ndarray, np.ndarray]], state: Any) -> None:
+        for container, key, original, values in reversed(saved):
+            if original.flags.writeable:
+                np.copyto(original, values)
+            if not isinstance(container, tuple):
+                put(container, key, original)
+        np.random.set_state(state)
+        self._wrapped.clear()

@@ -305,7 +305,7 @@ def resolve(
     path, sep, rest = spec.rpartition(".py:")
     if sep:
         module = load_file(path + ".py")
-        from gradcheck.functional import function_targets
+        from gradcheck._function_targets import function_targets
 
         functions = function_targets(rest, module, f"{path}.py:")
         if functions is not None:
@@ -313,7 +313,7 @@ def resolve(
         return [_single(parse_target(rest, spec), module, f"{path}.py:", features, channels)]
     if spec.endswith(".py"):
         module = load_file(spec)
-        from gradcheck.functional import file_targets
+        from gradcheck._function_targets import file_targets
 
         functions = file_targets(module, f"{spec}:")
         try:

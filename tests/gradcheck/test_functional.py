@@ -1,0 +1,435 @@
+"""Tests for gradcheck/functional.py: CS231n-style function pairs and functional losses, through
+``check_functions`` and through the command line's ``layers.py:affine`` targets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck.cli import main
+from gradcheck.functional import FunctionPair, check_functions
+from gradcheck.targets import TargetError, resolve
+from tests.gradcheck.corpus import numpy_layers as L
+
+CONV = {"conv_param": {"stride": 1, "pad": 1}}
+UNPADDED = {"conv_param": {"stride": 2, "pad": 0}}
+POOL = {"pool_param": {"pool_height": 2, "pool_width": 2, "stride": 2}}
+BN = {"bn_param": {"mode": "train"}}
+DROPOUT = {"dropout_param": {"p": 0.6, "mode": "train"}}
+
+# (id, forward, backward, keyword arguments and options)
+CORRECT = [
+    ("affine", L.affine_forward, L.affine_backward, {}),
+    ("affine_3d_input", L.affine_forward, L.affine_backward, {"shape": [(2, 3, 2), (6, 4)]}),
+    ("relu", L.relu_forward, L.relu_backward, {}),
+    ("sigmoid", L.sigmoid_forward, L.sigmoid_backward, {}),
+    ("tanh", L.tanh_forward, L.tanh_backward, {}),
+    ("batchnorm_train", L.batchnorm_forward, L.batchnorm_backward, BN),
+    ("batchnorm_test", L.batchnorm_forward, L.batchnorm_backward, {"bn_param": {"mode": "test"}}),
+    ("layernorm", L.layernorm_forward, L.layernorm_backward, {"ln_param": {}}),
+    ("dropout_train", L.dropout_forward, L.dropout_backward, DROPOUT),
+    (
+        "dropout_test",
+        L.dropout_forward,
+        L.dropout_backward,
+        {"dropout_param": {"p": 0.6, "mode": "test"}},
+    ),
+    ("conv_padded", L.conv_forward_naive, L.conv_backward_naive, CONV),
+    ("conv_unpadded_strided", L.conv_forward_naive, L.conv_backward_naive, UNPADDED),
+    ("max_pool", L.max_pool_forward_naive, L.max_pool_backward_naive, POOL),
+    ("softmax_loss_python_float", L.softmax_loss, None, {}),
+    ("svm_loss_numpy_scalar", L.svm_loss, None, {}),
+]
+
+# (id, forward, backward, keyword arguments and options, the check that must fail)
+BROKEN = [
+    (
+        "bias_gradient_2d",
+        L.affine_forward,
+        L.affine_backward_bias_kept_2d,
+        {},
+        gradcheck.GRADIENT_SHAPE,
+    ),
+    (
+        "weight_gradient_transposed",
+        L.affine_forward,
+        L.affine_backward_weight_transposed,
+        {"shape": [(4, 3), (3, 3), (3,)]},
+        gradcheck.INPUT_GRADIENT,
+    ),
+    ("relu_writes_x", L.relu_forward_in_place, L.relu_backward, {}, gradcheck.INPUT_MUTATION),
+    (
+        "relu_writes_dout",
+        L.relu_forward,
+        L.relu_backward_into_dout,
+        {},
+        gradcheck.GRAD_OUTPUT_MUTATION,
+    ),
+    ("sigmoid_plus", L.sigmoid_forward, L.sigmoid_backward_plus, {}, gradcheck.INPUT_GRADIENT),
+    (
+        "tanh_missing_square",
+        L.tanh_forward,
+        L.tanh_backward_missing_square,
+        {},
+        gradcheck.INPUT_GRADIENT,
+    ),
+    (
+        "batchnorm_gradients_2d",
+        L.batchnorm_forward,
+        L.batchnorm_backward_gradients_kept_2d,
+        BN,
+        gradcheck.GRADIENT_SHAPE,
+    ),
+    (
+        "batchnorm_missing_mean_terms",
+        L.batchnorm_forward,
+        L.batchnorm_backward_missing_mean_terms,
+        BN,
+        gradcheck.INPUT_GRADIENT,
+    ),
+    (
+        "layernorm_over_the_batch",
+        L.layernorm_forward,
+        L.layernorm_backward_over_the_batch,
+        {"ln_param": {}},
+        gradcheck.INPUT_GRADIENT,
+    ),
+    (
+        "dropout_private_generator",
+        L.dropout_forward_private_generator,
+        L.dropout_backward,
+        DROPOUT,
+        gradcheck.FORWARD_DETERMINISM,
+    ),
+    (
+        "dropout_new_mask_in_backward",
+        L.dropout_forward,
+        L.dropout_backward_new_mask,
+        DROPOUT,
+        gradcheck.DETERMINISM,
+    ),
+    (
+        "conv_empty_dx_without_padding",
+        L.conv_forward_naive,
+        L.conv_backward_naive_empty_without_padding,
+        UNPADDED,
+        gradcheck.GRADIENT_SHAPE,
+    ),
+    (
+        "conv_weight_gradient_of_the_first_sample",
+        L.conv_forward_naive,
+        L.conv_backward_naive_first_sample_dw,
+        UNPADDED,
+        gradcheck.INPUT_GRADIENT,
+    ),
+    (
+        "max_pool_spreads",
+        L.max_pool_forward_naive,
+        L.max_pool_backward_spread,
+        POOL,
+        gradcheck.INPUT_GRADIENT,
+    ),
+    ("softmax_not_averaged", L.softmax_loss_not_averaged, None, {}, gradcheck.INPUT_GRADIENT),
+    ("svm_sign_flipped", L.svm_loss_sign_flipped, None, {}, gradcheck.INPUT_GRADIENT),
+]
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward", "options"), [c[1:] for c in CORRECT], ids=[c[0] for c in CORRECT]
+)
+def test_correct_pairs_and_losses_pass(forward, backward, options):
+    report = check_functions(forward, backward, **options)
+    assert report.checkable, report.unsupported
+    assert report.passed, report
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward", "options", "failing"),
+    [c[1:] for c in BROKEN],
+    ids=[c[0] for c in BROKEN],
+)
+def test_broken_pairs_are_flagged_by_the_right_check(forward, backward, options, failing):
+    report = check_functions(forward, backward, **options)
+    assert report.checkable, report.unsupported
+    assert failing in [c.name for c in report.failures], report
+
+
+def test_the_conv_with_padding_hides_the_empty_dx_bug():
+    padded = check_functions(
+        L.conv_forward_naive, L.conv_backward_naive_empty_without_padding, **CONV
+    )
+    assert padded.passed, padded
+
+
+def test_a_2d_bias_gradient_names_both_shapes_even_with_right_values():
+    report = check_functions(L.affine_forward, L.affine_backward_bias_kept_2d)
+    (failure,) = report.failures
+    assert failure.message == "b gradient has shape (1, 3), input has (3,); gradients not compared"
+
+
+def test_the_gradients_are_named_after_the_forwards_parameters():
+    report = check_functions(
+        L.affine_forward, L.affine_backward_weight_transposed, shape=[(4, 3), (3, 3), (3,)]
+    )
+    failure = report[gradcheck.INPUT_GRADIENT]
+    assert [t.tensor for t in failure.tensors if not t.passed] == ["w"]
+    assert "for w" in failure.message
+
+
+def test_arrays_passed_in_are_used_and_left_untouched():
+    x = np.linspace(-1, 1, 8).reshape(2, 4)
+    w = np.linspace(-2, 1, 12).reshape(4, 3)
+    b = np.array([0.1, -0.2, 0.3])
+    copies = [a.copy() for a in (x, w, b)]
+    report = check_functions(L.affine_forward, L.affine_backward, x, w, b)
+    assert report.passed, report
+    assert report.options["input_shapes"] == [[2, 4], [4, 3], [3]]
+    assert all(np.array_equal(a, c) for a, c in zip((x, w, b), copies, strict=True))
+
+
+def test_a_param_dict_updated_by_design_is_not_an_input_mutation_and_mode_is_passed():
+    bn_param = {"mode": "train"}
+    seen = []
+
+    def batchnorm_forward(x, gamma, beta, bn_param):
+        seen.append(bn_param["mode"])
+        return L.batchnorm_forward(x, gamma, beta, bn_param)
+
+    report = check_functions(batchnorm_forward, L.batchnorm_backward, bn_param=bn_param)
+    assert report.passed, report
+    assert set(seen) == {"train"}
+    assert bn_param == {"mode": "train"}  # each forward got its own copy
+
+
+def test_kwargs_that_are_not_the_functions_go_to_check():
+    report = check_functions(L.affine_forward, L.affine_backward, mode="fast", seed=3)
+    assert report.passed, report
+    assert report.options["mode"] == "fast" and report.options["seed"] == 3
+
+
+def test_numpy_global_generator_is_left_as_the_caller_had_it():
+    np.random.seed(123)
+    state = np.random.get_state()
+    check_functions(L.dropout_forward, L.dropout_backward, **DROPOUT)
+    after = np.random.get_state()
+    assert after[0] == state[0] and np.array_equal(after[1], state[1]) and after[2:] == state[2:]
+
+
+def test_a_softmax_loss_gets_class_labels_and_a_plain_loss_targets_like_x():
+    report = check_functions(L.softmax_loss, None)
+    assert report.passed, report
+    assert report.options["input_shapes"] == [[4, 5], [4]]
+
+    def l2_loss(x, y):
+        return float(((x - y) ** 2).sum()), 2 * (x - y)
+
+    assert check_functions(l2_loss, None).options["input_shapes"] == [[4, 5], [4, 5]]
+
+    def bce_loss(p, y):
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum()), -(y / p - (1 - y) / (1 - p))
+
+    assert check_functions(bce_loss, None).passed
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward", "options", "message"),
+    [
+        (L.lstm_like_forward, L.lstm_like_backward, {}, "the forward returned 3 values"),
+        (L.affine_forward, L.takes_three_arguments_backward, {}, "must take (dout, cache)"),
+        (L.affine_forward, L.affine_backward, {"conv_param": {}, "bogus": 1}, None),
+        (lambda x, y: (x, x), None, {}, "not one number"),
+        (L.conv_forward_naive, L.conv_backward_naive, {}, "conv_param, which is not an array"),
+        (L.conv_forward_naive, L.conv_backward_naive, CONV | {"shape": (2, 3)}, "guessed"),
+        (lambda x, y, mask: (0.0, x), None, {}, "takes 3 array arguments (x, y, mask)"),
+        ("affine_forward", None, {}, "the forward is a str, not a function"),
+    ],
+    ids=[
+        "three_values",
+        "backward_signature",
+        "unknown_kwarg",
+        "loss_not_scalar",
+        "param_dict_missing",
+        "guessed_shapes",
+        "loss_arity",
+        "not_callable",
+    ],
+)
+def test_pairs_gradcheck_cannot_check_say_why(forward, backward, options, message):
+    if message is None:
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            check_functions(forward, backward, **options)
+        return
+    report = check_functions(forward, backward, **options)
+    assert not report.checkable
+    assert message in report.unsupported
+
+
+def test_guessed_shapes_that_fail_tell_the_flags_to_pass():
+    report = check_functions(L.affine_forward, L.affine_backward, shape=(4, 5, 2), mode="fast")
+    assert "ValueError" in report.unsupported
+    assert "(x (4, 5, 2), w (2, 3), b (3,))" in report.unsupported
+    assert "--shape 4,5,2 --shape 2,3 --shape 3" in report.unsupported
+
+
+def test_a_forward_that_raises_on_the_users_shapes_is_a_failure():
+    report = check_functions(L.affine_forward, L.affine_backward, shape=[(4, 5), (4, 3), (3,)])
+    assert report.checkable
+    assert report.failures[0].name == gradcheck.FORWARD
+    assert "ValueError" in report.failures[0].message
+
+
+def test_a_forward_that_stops_returning_pairs_is_a_forward_failure():
+    calls = []
+
+    def flaky_forward(x):
+        calls.append(1)
+        return (x, x) if len(calls) < 3 else x
+
+    report = check_functions(flaky_forward, L.relu_backward)
+    assert "not (out, cache)" in report.failures[0].message
+
+
+def test_the_pair_has_no_mode_and_says_so():
+    pair = FunctionPair(L.relu_forward, L.relu_backward)
+    report = gradcheck.check(pair, train=False)
+    assert report.passed, report
+    assert any("no train/eval mode" in n for n in report.notes)
+    assert repr(pair) == "relu_forward/relu_backward"
+    assert pair.training is None and pair.params() == []
+
+
+# -- targets -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def layers(tmp_path: Path) -> Path:
+    path = tmp_path / "layers.py"
+    shutil.copy(Path(L.__file__), path)
+    return path
+
+
+def _names(spec: str) -> list[str]:
+    file = spec.partition(".py")[0] + ".py:"
+    return [t.name.removeprefix(file) for t in resolve(spec)]
+
+
+def test_a_stem_finds_its_pair_and_the_naive_suffix(layers):
+    assert _names(f"{layers}:affine") == ["affine_forward"]
+    assert _names(f"{layers}:conv") == [
+        "conv_forward_naive(conv_param={'stride': 1, 'pad': 1})",
+        "conv_forward_naive(conv_param={'stride': 2, 'pad': 0})",
+    ]
+    assert _names(f"{layers}:affine_backward") == ["affine_forward"]
+
+
+def test_a_pair_named_explicitly_and_a_backward_of_another_suffix(layers):
+    assert _names(f"{layers}:affine_forward,affine_backward_bias_kept_2d") == [
+        "affine_forward,affine_backward_bias_kept_2d"
+    ]
+    assert _names(f"{layers}:relu_backward_into_dout") == ["relu_forward,relu_backward_into_dout"]
+
+
+def test_literal_keywords_in_the_target_replace_the_defaults(layers):
+    (target,) = resolve(f'{layers}:conv(conv_param={{"stride": 1, "pad": 0}})')
+    pair = target.build()
+    assert pair.kwargs == {"conv_param": {"stride": 1, "pad": 0}}
+    assert pair.notes == []
+
+
+def test_a_whole_file_lists_every_pair_and_loss_in_order(layers):
+    names = _names(str(layers))
+    assert names[:3] == ["affine_forward", "relu_forward", "sigmoid_forward"]
+    assert "batchnorm_forward(bn_param={'mode': 'train'})" in names
+    assert (
+        "batchnorm_forward,batchnorm_backward_missing_mean_terms(bn_param={'mode': 'train'})"
+        in names
+    )
+    assert "softmax_loss" in names and "svm_loss" in names
+    assert "svm_loss_sign_flipped" not in names  # not named like a loss: name it to check it
+    assert "lstm_like_forward" in names
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("conv(1, 2)", "passes arguments by position"),
+        ("conv(conv_param=open)", "is not a literal"),
+        ("conv(conv_param={", "cannot parse the arguments"),
+        ("affine_forward,", "name two functions"),
+        ("affine_forward,nothing_backward", "the file has no function 'nothing_backward'"),
+    ],
+)
+def test_bad_function_targets_are_refused_with_the_fix(layers, text, message):
+    with pytest.raises(TargetError, match=message):
+        resolve(f"{layers}:{text}")
+
+
+def test_names_that_are_not_pairs_fall_through_to_class_resolution(tmp_path):
+    path = tmp_path / "mixed.py"
+    path.write_text(
+        "import numpy as np\n\n"
+        "def helper(x):\n    return x\n\n"
+        "class ReLU:\n"
+        "    def forward(self, x):\n        self.m = x > 0\n        return x * self.m\n"
+        "    def backward(self, d):\n        return d * self.m\n\n"
+        "def relu_forward(x):\n    return np.maximum(x, 0), x\n\n"
+        "def relu_backward(dout, x):\n    return dout * (x > 0)\n"
+    )
+    with pytest.raises(TargetError, match="helper is a function, not a module"):
+        resolve(f"{path}:helper")
+    with pytest.raises(TargetError, match="no module named 'nothing'"):
+        resolve(f"{path}:nothing")
+    assert _names(f"{path}:ReLU") == ["ReLU"]
+    assert _names(str(path)) == ["ReLU", "relu_forward"]
+
+
+def test_a_file_of_functions_only_with_all(tmp_path):
+    path = tmp_path / "only.py"
+    path.write_text(
+        "import numpy as np\n__all__ = ['relu_forward', 'relu_backward']\n\n"
+        "def relu_forward(x):\n    return np.maximum(x, 0), x\n\n"
+        "def relu_backward(dout, x):\n    return dout * (x > 0)\n"
+    )
+    assert _names(str(path)) == ["relu_forward"]
+    empty = tmp_path / "empty.py"
+    empty.write_text("X = 1\n")
+    with pytest.raises(TargetError, match="exports no module classes"):
+        resolve(str(empty))
+
+
+def test_a_target_that_cannot_be_built_is_an_error_target(layers):
+    (target,) = resolve(f"{layers}:lstm_like_forward,takes_three_arguments_backward")
+    assert target.build is None and "must take (dout, cache)" in target.error
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_cli_shapes_one_per_array_and_one_alone(layers, capsys):
+    assert main([f"{layers}:affine", "--shape", "2,3", "--shape", "3,4", "--shape", "4"]) == 0
+    assert main([f"{layers}:affine_forward,affine_backward_bias_kept_2d", "--shape", "2,3"]) == 1
+    out = capsys.readouterr().out
+    assert "b gradient has shape (1, 3), input has (3,)" in out
+
+
+def test_cli_reports_the_empty_dx_of_the_unpadded_conv(layers, capsys):
+    pair = "conv_forward_naive,conv_backward_naive_empty_without_padding"
+    spec = f'{layers}:{pair}(conv_param={{"stride": 1, "pad": 0}})'
+    assert main([spec]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "gradient_shape: x gradient has shape (2, 3, 0, 0), input has (2, 3, 5, 5); gradients "
+        "not compared" in out
+    )
+
+
+def test_cli_guessed_shapes_that_do_not_fit_exit_2(layers, capsys):
+    spec = f"{layers}:conv_forward_naive(conv_param={{'stride': 1, 'pad': 1}})"
+    assert main([spec, "--shape", "2,3,4,4", "--shape", "1,1"]) == 2
+    assert "cannot be checked" in capsys.readouterr().out
+    assert main([spec, "--shape", "2,3,4,4", "--shape", "1,1", "--shape", "1"]) == 1
+    assert "forward: forward raised ValueError" in capsys.readouterr().out
