@@ -37,6 +37,7 @@ class _Activation(Module):
 
     _needs_input = False
     _cache_attrs = ("_input", "_output")
+    _grad_is_fresh = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,6 +102,9 @@ class ReLU(_Activation):
         - Input: :math:`(*)`, any shape.
         - Output: :math:`(*)`, same shape as the input.
     """
+
+    _forward_in_place = True
+    _backward_in_place = True
 
     def _apply(self, x: Tensor) -> Tensor:
         return torch.relu(x)
@@ -259,6 +263,8 @@ class Tanh(_Activation):
         - Output: :math:`(*)`, same shape as the input.
     """
 
+    _forward_in_place = True
+
     def _apply(self, x: Tensor) -> Tensor:
         return torch.tanh(x)
 
@@ -281,6 +287,8 @@ class Sigmoid(_Activation):
         - Input: :math:`(*)`, any shape.
         - Output: :math:`(*)`, same shape as the input.
     """
+
+    _forward_in_place = True
 
     def _apply(self, x: Tensor) -> Tensor:
         return torch.sigmoid(x)

@@ -6,19 +6,7 @@ from collections.abc import Iterator
 
 from torch import Tensor
 
-from nnlite.activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
-from nnlite.dropout import Dropout
-from nnlite.linear import Linear
 from nnlite.module import Module
-
-# Exact types only: a subclass may keep what its forward or backward returns.
-_FRESH_OUTPUT = frozenset({Linear})
-"""Modules whose forward returns a new tensor that nothing else holds, the module included."""
-_FRESH_GRAD = frozenset({Linear, ReLU, LeakyReLU, ELU, Tanh, Sigmoid, Dropout})
-"""Modules whose backward returns such a tensor (ReLU's in-place backward returns the one it got,
-which was fresh)."""
-_FORWARD_IN_PLACE = frozenset({ReLU, Tanh, Sigmoid})
-_BACKWARD_IN_PLACE = frozenset({ReLU})
 
 
 class Sequential(Module):
@@ -33,14 +21,18 @@ class Sequential(Module):
     ``len``, iteration and nesting. Parameters are named ``"0.weight"``, ``"2.bias"``, ... as in
     torch.
 
-    Tensors that pass only between its modules are reused where that changes no bit: a ReLU,
-    Tanh or Sigmoid after a ``Linear`` computes its output in the ``Linear``'s (which nothing
-    else holds), and a ReLU masks the gradient a ``Linear`` returned to it in place. Nothing
-    the caller passed in or gets back is ever written.
+    Tensors that pass only between its modules are reused where the modules declare it (see
+    :class:`~nnlite.Module`): a module with an in-place forward (ReLU, Tanh, Sigmoid) after one
+    whose output is fresh (Linear) computes in that output, and a module with an in-place
+    backward (ReLU) after one whose gradient is fresh masks that gradient in place. Nothing the
+    caller passed in or gets back is ever written, and a ``forward`` or ``backward`` replaced on
+    an instance (a wrapper may keep what it returns) is always called as it is.
 
     Args:
         *modules: the modules, in the order the input flows through them.
     """
+
+    _backward_options = frozenset({"input_grad", "free_cache"})
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
@@ -54,28 +46,27 @@ class Sequential(Module):
         self._plan_reuse()  # a pickle from before the plan existed, or of another module list
 
     def _plan_reuse(self) -> None:
-        """Decide, from the modules' types, which calls may reuse the tensor they are given."""
-        kinds = [type(module) for module in self._modules]
+        """Decide, from what the modules declare, which calls may reuse the tensor they get."""
+        modules = self._modules
         # forward: module i gets what module i - 1 returned; backward: what module i + 1 did.
-        self._forward_in_place = [
-            i > 0 and kinds[i - 1] in _FRESH_OUTPUT and kind in _FORWARD_IN_PLACE
-            for i, kind in enumerate(kinds)
-        ]
-        self._backward_in_place = [
-            i + 1 < len(kinds) and kinds[i + 1] in _FRESH_GRAD and kind in _BACKWARD_IN_PLACE
-            for i, kind in enumerate(kinds)
-        ]
+        self._forward_plan = [
+            i > 0 and _declares(modules[i - 1], "_output_is_fresh")
+            and _declares(module, "_forward_in_place")
+            for i, module in enumerate(modules)
+        ]  # fmt: skip
+        self._backward_plan = [
+            i + 1 < len(modules) and _declares(modules[i + 1], "_grad_is_fresh")
+            and _declares(module, "_backward_in_place")
+            for i, module in enumerate(modules)
+        ]  # fmt: skip
 
     def forward(self, input: Tensor) -> Tensor:
-        previous = None
-        for module, in_place in zip(self._modules, self._forward_in_place, strict=True):
-            # Not when either forward is replaced on the instance: a wrapper may keep what it
-            # returns, or expect its own code to run.
-            if in_place and "forward" not in previous.__dict__ and "forward" not in module.__dict__:
+        modules, plan = self._modules, self._forward_plan
+        for index, module in enumerate(modules):
+            if plan[index] and _unwrapped(modules[index - 1], "forward", module):
                 input = module._forward_owned(input)
             else:
                 input = module.forward(input)
-            previous = module
         return input
 
     def backward(
@@ -94,27 +85,29 @@ class Sequential(Module):
                 autograd skips the gradient of an input that does not require one, such as a
                 batch of data. Default: ``True``.
         """
-        modules, in_place = self._modules, self._backward_in_place
-        for index in range(len(modules) - 1, -1, -1):
-            module = modules[index]
-            kind = type(module)
-            if kind is Sequential and "backward" not in module.__dict__:
-                grad_output = module.backward(
-                    grad_output, free_cache=free_cache, input_grad=input_grad or index > 0
-                )
-            elif index == 0 and not input_grad and kind is Linear:
-                grad_output = module.backward(grad_output, input_grad=False)
-            elif (
-                in_place[index]
-                and "backward" not in modules[index + 1].__dict__
-                and "backward" not in module.__dict__
-            ):
-                grad_output = module._backward_owned(grad_output)
-            else:
-                grad_output = module.backward(grad_output)
-            if free_cache and isinstance(module, Module):
-                module._clear_cache()
+        for index in range(len(self._modules) - 1, -1, -1):
+            grad_output = self._backward_at(index, grad_output, free_cache, input_grad or index > 0)
         return grad_output if input_grad else None
+
+    def _backward_at(
+        self, index: int, grad: Tensor, free_cache: bool, input_grad: bool
+    ) -> Tensor | None:
+        """Module ``index``'s backward, with the reuse and the options it declares."""
+        modules = self._modules
+        module = modules[index]
+        if self._backward_plan[index] and _unwrapped(modules[index + 1], "backward", module):
+            grad = module._backward_owned(grad)
+        else:
+            accepts = _declares(module, "_backward_options") and "backward" not in module.__dict__
+            options = {}
+            if accepts and not input_grad and "input_grad" in module._backward_options:
+                options["input_grad"] = False
+            if accepts and free_cache and "free_cache" in module._backward_options:
+                options["free_cache"] = True
+            grad = module.backward(grad, **options)
+        if free_cache and isinstance(module, Module):
+            module._clear_cache()
+        return grad
 
     def _clear_cache(self) -> None:
         for module in self._modules:
@@ -145,6 +138,17 @@ class Sequential(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules)
+
+
+def _declares(module: object, attribute: str) -> bool:
+    """Whether ``module``'s class declares ``attribute`` (see :class:`~nnlite.Module`)."""
+    return isinstance(module, Module) and getattr(type(module), attribute)
+
+
+def _unwrapped(first: Module, method: str, second: Module) -> bool:
+    """Whether neither module has ``method`` replaced on the instance: a wrapper may keep what
+    it returns, or expect its own code to run, which no class declaration can say."""
+    return method not in first.__dict__ and method not in second.__dict__
 
 
 def _check_module(module: object, index: int, before: list | tuple) -> None:

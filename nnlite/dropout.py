@@ -29,6 +29,7 @@ class Dropout(Module):
     """
 
     _cache_attrs = ("_mask", "_output")
+    _grad_is_fresh = True
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()

@@ -40,6 +40,9 @@ class Linear(Module):
 
     _param_names = ("weight", "bias")
     _cache_attrs = ("_input",)
+    _output_is_fresh = True  # addmm's result; the layer caches its input, not its output
+    _grad_is_fresh = True
+    _backward_options = frozenset({"input_grad"})
 
     def __init__(
         self,

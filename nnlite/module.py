@@ -17,6 +17,15 @@ class IncompatibleKeys(NamedTuple):
 
 
 _CONVENTIONAL_CACHE_ATTRS = ("_input", "_output", "_mask", "_target", "_diff", "_log_probs")
+_DECLARATIONS = {
+    "forward": (("_output_is_fresh", False), ("_forward_in_place", False), ("_cache_attrs", None)),
+    "backward": (
+        ("_grad_is_fresh", False),
+        ("_backward_in_place", False),
+        ("_backward_options", frozenset()),
+    ),
+}
+"""The class attributes that describe each method, and their defaults."""
 
 
 class Module:
@@ -41,6 +50,23 @@ class Module:
     parameter ``name`` lives in the attribute ``name + "_grad"``. A parameter set to ``None`` (a
     ``Linear`` without bias) is skipped. Containers override :meth:`named_children`.
 
+    A subclass also declares, in class attributes, what a container may do with the tensors it
+    hands over (all ``False`` by default), so that :class:`~nnlite.Sequential` reads them and
+    stays a plain loop:
+
+    * ``_output_is_fresh``: ``forward`` returns a new tensor that nothing else holds, the module
+      included; the next module may compute in it.
+    * ``_grad_is_fresh``: the same for what ``backward`` returns.
+    * ``_forward_in_place``: the module has ``_forward_owned(input)``, its ``forward`` computed
+      in the memory of an input handed over to it.
+    * ``_backward_in_place``: the module has ``_backward_owned(grad)``, likewise for ``backward``.
+    * ``_backward_options``: the keyword options its ``backward`` accepts (``"input_grad"``,
+      ``"free_cache"``; see :meth:`nnlite.Sequential.backward`).
+
+    A declaration describes the methods of the class that makes it: a subclass that overrides
+    ``forward`` (or ``backward``) and does not declare again gets the defaults for that method,
+    and its cache (``_cache_attrs``) becomes the conventional names it may use.
+
     nnlite never builds an autograd graph: every computation is a plain tensor operation, and the
     results are the same whether autograd is globally on or off.
     """
@@ -49,13 +75,21 @@ class Module:
     _cache_attrs: tuple[str, ...] | None = None
     """The attributes holding what ``forward`` caches for ``backward``. ``None``, for a subclass
     that does not say: whichever of the conventional names (``_input``, ``_output``, ...) it has."""
+    _output_is_fresh = False
+    _grad_is_fresh = False
+    _forward_in_place = False
+    _backward_in_place = False
+    _backward_options: frozenset[str] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # A subclass written outside nnlite may cache under any conventional name, whatever its
-        # nnlite base declared, unless it declares its own.
-        if "_cache_attrs" not in cls.__dict__ and not cls.__module__.startswith("nnlite."):
-            cls._cache_attrs = None
+        # What a base declared about its forward or backward says nothing of an override.
+        declared = cls.__dict__
+        for method, attributes in _DECLARATIONS.items():
+            if method in declared:
+                for attribute, default in attributes:
+                    if attribute not in declared:
+                        setattr(cls, attribute, default)
 
     def __init__(self) -> None:
         self.training = True

@@ -324,8 +324,8 @@ def test_the_reuse_happens_where_planned(monkeypatch):
     net(x)
     net.backward(grad)
     assert [name for name, _ in calls] == ["_forward_owned"] * 3 + ["_backward_owned"] * 3
-    assert net._forward_in_place == [False, True, False, True, False, True, False]
-    assert net._backward_in_place == [False, True, False, True, False, True, False]
+    assert net._forward_plan == [False, True, False, True, False, True, False]
+    assert net._backward_plan == [False, True, False, True, False, True, False]
 
 
 def test_a_wrapped_forward_or_backward_is_never_bypassed():
@@ -364,7 +364,7 @@ def test_a_pickled_sequential_plans_its_reuse_again():
     x, grad = _inputs(7, torch.float32)
     expected = net(x)
     state = net.__dict__.copy()
-    del state["_forward_in_place"], state["_backward_in_place"]  # as pickled before the plan
+    del state["_forward_plan"], state["_backward_plan"]  # as pickled before the plan
     old = nnlite.Sequential.__new__(nnlite.Sequential)
     old.__setstate__(state)
     assert torch.equal(old(x), expected)
@@ -415,3 +415,60 @@ def test_a_subclass_cache_is_cleared_whatever_its_base_declares():
     net(torch.randn(4, 2))
     net.backward(torch.ones(4, 1), free_cache=True)
     assert layer._output is None and layer._input is None
+
+
+def test_a_subclass_that_overrides_forward_loses_its_bases_declarations():
+    class Keeping(nnlite.Linear):
+        def forward(self, input):
+            self._output = super().forward(input)  # keeps what it returns
+            return self._output
+
+    assert Keeping._output_is_fresh is False and Keeping._cache_attrs is None
+    assert Keeping._grad_is_fresh is True  # backward is Linear's own
+    layer = Keeping(2, 4)
+    net = nnlite.Sequential(layer, nnlite.ReLU(), nnlite.Linear(4, 1))
+    out = net(torch.randn(64, 2))
+    assert net._forward_plan == [False, False, False]
+    assert (layer._output < 0).any() and out.shape == (64, 1)  # ReLU did not overwrite it
+
+
+def test_a_subclass_that_overrides_backward_gets_no_options_it_did_not_declare():
+    calls = []
+
+    class Plain(nnlite.Linear):
+        def backward(self, grad_output):  # no input_grad keyword
+            calls.append(grad_output.shape)
+            return super().backward(grad_output)
+
+    class Masking(nnlite.ReLU):
+        def backward(self, grad_output):
+            return super().backward(grad_output)
+
+    assert Plain._backward_options == frozenset() and Masking._backward_in_place is False
+    net = nnlite.Sequential(Plain(2, 3), Masking(), nnlite.Linear(3, 1))
+    assert net._backward_plan == [False, False, False]
+    net(torch.randn(5, 2))
+    assert net.backward(torch.ones(5, 1), input_grad=False, free_cache=True) is None
+    assert calls == [(5, 3)]
+
+
+def test_a_module_outside_nnlite_takes_the_reuse_it_declares():
+    class Square(nnlite.Module):
+        _forward_in_place = True
+
+        def forward(self, input):
+            self._input = input.clone()
+            return input * input
+
+        def _forward_owned(self, input):
+            self._input, self.owned = input.clone(), True
+            return input.mul_(input)
+
+        def backward(self, grad_output):
+            return 2 * self._input * grad_output
+
+    net = nnlite.Sequential(nnlite.Linear(2, 3), Square())
+    assert net._forward_plan == [False, True]
+    x = torch.randn(4, 2)
+    expected = net[0].forward(x) ** 2
+    assert torch.equal(net(x), expected) and net[1].owned
