@@ -196,10 +196,8 @@ class NumpyAdapted(Adapted):
 
     # -- parameters ----------------------------------------------------------------------------
 
-    def _wrap(self, array: Any) -> Any:
+    def _wrap(self, array: np.ndarray) -> Tensor:
         """One tensor per array, the same object every time (identity tells rebinding)."""
-        if not isinstance(array, np.ndarray):
-            return array if isinstance(array, Tensor) else None
         entry = self._wrapped.get(id(array))
         if entry is None or entry[0] is not array:
             entry = (array, to_tensor(array))

@@ -91,11 +91,11 @@ def _guess(stem: str, name: str, shapes: list[tuple[int, ...]]) -> tuple[int, ..
     if name in ("w", "weight", "weights", "kernel"):
         if spatial and len(x) == 4:
             return (_F, x[1], 3, 3)
-        return (x[-1] if len(x) == 3 else features, _M)
+        return (x[-1] if _TEMPORAL.search(stem) else features, _M)
     if name in ("b", "bias", "biases"):
         w = next((s for s in shapes[1:] if len(s) >= 2), None)
-        if w is None:
-            return (_M,)
+        if w is None:  # a bias alone, added to x
+            return (x[1],) if len(x) == 4 else (x[-1],)
         return (w[0],) if spatial and len(w) == 4 else (w[-1],)
     if name in ("gamma", "beta", "scale", "shift"):
         return (x[1],) if len(x) == 4 else (x[-1],)

@@ -269,10 +269,13 @@ def test_pairs_gradcheck_cannot_check_say_why(forward, backward, options, messag
 
 
 def test_guessed_shapes_that_fail_tell_the_flags_to_pass():
-    report = check_functions(L.affine_forward, L.affine_backward, shape=(4, 5, 2), mode="fast")
+    def bilinear_forward(x, y):
+        return x @ y, (x, y)
+
+    report = check_functions(bilinear_forward, L.affine_backward, shape=(4, 5))
     assert "ValueError" in report.unsupported
-    assert "(x (4, 5, 2), w (2, 3), b (3,))" in report.unsupported
-    assert "--shape 4,5,2 --shape 2,3 --shape 3" in report.unsupported
+    assert "on the shapes gradcheck guessed (x (4, 5), y (4, 5))" in report.unsupported
+    assert "--shape 4,5 --shape 4,5" in report.unsupported
 
 
 def test_a_forward_that_raises_on_the_users_shapes_is_a_failure():
@@ -433,3 +436,57 @@ def test_cli_guessed_shapes_that_do_not_fit_exit_2(layers, capsys):
     assert "cannot be checked" in capsys.readouterr().out
     assert main([spec, "--shape", "2,3,4,4", "--shape", "1,1", "--shape", "1"]) == 1
     assert "forward: forward raised ValueError" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("stem", "names", "given", "expected"),
+    [
+        ("affine", ["x", "w", "b"], [], [(4, 5), (5, 3), (3,)]),
+        ("affine", ["x", "w", "b"], [(2, 3, 2)], [(2, 3, 2), (6, 3), (3,)]),
+        ("bias", ["x", "b"], [], [(4, 5), (5,)]),
+        ("conv", ["x", "w", "b"], [], [(2, 3, 5, 5), (2, 3, 3, 3), (2,)]),
+        ("spatial_batchnorm", ["x", "gamma", "beta"], [], [(2, 3, 5, 5), (3,), (3,)]),
+        ("spatial_bias", ["x", "b"], [], [(2, 3, 5, 5), (3,)]),
+        ("rnn_step", ["x", "prev_h", "Wx", "Wh", "b"], [], [(4, 5), (4, 3), (5, 3), (3, 3), (3,)]),
+        ("rnn", ["x", "h0", "Wx", "Wh", "b"], [], [(2, 3, 5), (2, 3), (5, 3), (3, 3), (3,)]),
+        ("scale", ["x", "mask"], [], [(4, 5), (4, 5)]),
+    ],
+)
+def test_guessed_shapes_follow_the_names_and_the_first_array(stem, names, given, expected):
+    args = ", ".join(names)
+    namespace: dict = {}
+    exec(f"def {stem}_forward({args}):\n    return x, None\n", namespace)
+    pair = FunctionPair(namespace[f"{stem}_forward"], L.relu_backward)
+    assert pair.input_names == names
+    assert pair.input_shapes(given) == expected
+
+
+def test_forwards_gradcheck_cannot_inspect_take_their_arrays_as_given():
+    pair = FunctionPair(max, L.relu_backward)
+    assert pair.input_names == []
+
+    def keywords_forward(x, **options):
+        return L.relu_forward(x)
+
+    pair = FunctionPair(keywords_forward, L.relu_backward, kwargs={"anything": 1})
+    assert gradcheck.check(pair).passed
+    pair.train(False)
+    pair.train(False)
+    assert len(pair.notes) == 1
+
+
+def test_more_target_forms(tmp_path, layers):
+    (loss,) = resolve(f"{layers}:softmax_loss")
+    assert loss.build().is_loss
+    (bad,) = resolve(f"{layers}:affine(bogus=1)")
+    assert "takes no argument 'bogus'" in bad.error
+    path = tmp_path / "order.py"
+    path.write_text(
+        "import numpy as np\n\n"
+        "def relu_backward(dout, x):\n    return dout * (x > 0)\n\n"
+        "def relu_forward(x):\n    return np.maximum(x, 0), x\n\n"
+        "def lonely_forward(x):\n    return x, x\n"
+    )
+    assert _names(str(path)) == ["relu_forward"]
+    with pytest.raises(TargetError, match="lonely_forward is a function, not a module"):
+        resolve(f"{path}:lonely_forward")

@@ -232,3 +232,72 @@ def test_a_module_with_no_forward_output_reports_it():
 
     report = gradcheck.check(Forgets(), _x(4, 3))
     assert "forward returned NoneType" in report.failures[0].message
+
+
+def test_params_dict_without_grads_dict_finds_gradients_by_name():
+    class Dict(M.ReLU):
+        def __init__(self):
+            self.params = {"W": np.eye(3), "config": 3, "steps": np.arange(3)}
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.params["W"]
+
+        def backward(self, dout):
+            self.dW = self.x.T @ dout
+            return dout @ self.params["W"].T
+
+    report = gradcheck.check(Dict())
+    assert report.passed, report
+    assert report[gradcheck.PARAMETERS].message == "W (3, 3)"
+
+
+def test_arrays_of_other_kinds_are_left_alone_and_restored():
+    class Holder(M.Dense):
+        def __init__(self):
+            super().__init__(3, 2)
+            self.indices = np.arange(3)
+            self.frozen = np.ones(2)
+            self.frozen.flags.writeable = False
+            self.pair = (np.ones(2), np.zeros(2))
+            self.me = self  # a cycle
+
+        def param(self):
+            return [(self.W, self.dW), (self.W, self.dW)]
+
+        def backward(self, dout):
+            self.dW += self.x.T @ dout
+            return dout @ self.W.T
+
+    holder = Holder()
+    report = gradcheck.check(holder)
+    assert report.passed, report
+    assert report[gradcheck.PARAMETERS].message == "W (3, 2)"
+    assert holder.pair[1].sum() == 0 and holder.indices.dtype.kind == "i"
+
+
+def test_an_integer_gradient_is_no_gradient():
+    class IntegerBias(M.Dense):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.db = np.round(self.db).astype(int)
+            return dx
+
+    report = gradcheck.check(IntegerBias(3, 2))
+    assert "parameter b has no gradient after backward" in report[gradcheck.GRADIENT_SHAPE].message
+
+
+def test_nested_layers_are_searched_two_levels_deep():
+    inner = M.Sequential(M.Dense(3, 3, seed=4), M.Sequential(M.Dense(3, 2, seed=5)))
+    report = gradcheck.check(M.Sequential(inner))
+    assert (
+        report[gradcheck.PARAMETERS].message
+        == "layers.0.layers.0.W (3, 3), layers.0.layers.0.b (3,)"
+    )
+    assert report.passed, report
+
+
+def test_modules_of_unknown_origin_and_builtin_backwards():
+    Anonymous = type("Anonymous", (), {"__module__": "nowhere", "forward": max, "backward": max})
+    assert not is_numpy_module(Anonymous())
+    assert isinstance(adapt(Anonymous()), gradcheck._adapt.Adapted)
