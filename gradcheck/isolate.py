@@ -123,18 +123,23 @@ def _child_limit(extra: int) -> int:
     return limit
 
 
-def _set_limits(memory_limit: int | None, timeout: float) -> None:
+# The three functions below run only in a forked child, where coverage does not follow;
+# tests/gradcheck/test_isolation.py and test_hostile.py check what they do from outside.
+
+
+def _set_limits(memory_limit: int | None, timeout: float) -> None:  # pragma: no cover
+    infinity = resource.RLIM_INFINITY
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_limit is not None:
         limit = _child_limit(memory_limit)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     cpu = int(2 * timeout) + 10  # a backstop: the parent's clock ends hangs first
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard == resource.RLIM_INFINITY or cpu < hard:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5 if hard == -1 else hard))
+    if soft == infinity or cpu < soft:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, hard if hard != infinity else cpu + 5))
 
 
-def _die_with_parent(parent: int) -> None:
+def _die_with_parent(parent: int) -> None:  # pragma: no cover
     try:
         import ctypes
 
@@ -145,7 +150,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _child(job: _Job, control: int, output: int, phase: mmap.mmap, settings: dict) -> None:
+def _child(  # pragma: no cover
+    job: _Job, control: int, output: int, phase: mmap.mmap, settings: dict
+) -> None:
     """The child's whole life after the fork; it never returns."""
     status = 0
     try:
@@ -158,11 +165,14 @@ def _child(job: _Job, control: int, output: int, phase: mmap.mmap, settings: dic
         for fd in (devnull, output, *settings["close"]):
             os.close(fd)
         sys.stdin = open(0, closefd=False)  # noqa: SIM115
-        sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+        streams = [
+            open(fd, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+            for fd in (1, 2)
+        ]
+        sys.stdout, sys.stderr = streams
         import faulthandler
 
-        faulthandler.enable(sys.stderr)
+        faulthandler.enable(streams[1])
 
         def mirror(text: str) -> None:
             data = text.encode("utf-8", "replace")[: _PHASE_BYTES - 1]
@@ -171,19 +181,14 @@ def _child(job: _Job, control: int, output: int, phase: mmap.mmap, settings: dic
         PHASE.sink = mirror
         _set_limits(settings["memory_limit"], settings["timeout"])
         with tracking():
-            _child_job(job, control, settings)
+            _child_job(job, control, settings, streams)
     except BaseException:  # the harness itself failed: the parent reports the exit status
         status = 70
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:
-                pass
         os._exit(status)
 
 
-def _child_job(job: _Job, control: int, settings: dict) -> None:
+def _child_job(job: _Job, control: int, settings: dict, streams: list[Any]) -> None:
     planned, targets = plan(job.spec, settings["seed"], settings["resolving"])
     index = job.target_index
     if index is None:
@@ -201,8 +206,8 @@ def _child_job(job: _Job, control: int, settings: dict) -> None:
         _send(control, ("outcome", index, outcome))
         return
     outcome = run_target(targets[index], settings["options"])
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in streams:  # ours: the module may have replaced sys.stdout
+        stream.flush()
     _send(control, ("outcome", index, outcome))
 
 
@@ -225,7 +230,7 @@ def _start(job: _Job, settings: dict, running: dict[int, _Child]) -> _Child:
     with warnings.catch_warnings():  # 3.12+ warns when threads exist; the child execs no C
         warnings.simplefilter("ignore", DeprecationWarning)  # code that holds their locks
         pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; its code runs in-process in the tests too
+    if pid == 0:  # pragma: no cover - the child
         _child(job, control_w, output_w, phase, settings)
     os.close(control_w)
     os.close(output_w)
@@ -378,6 +383,11 @@ def run_isolated(
             )
         else:
             payload.output = _take_output(child)
+            if memory_limit and payload.status == "error" and "out of memory" in payload.reason:
+                payload.reason += (
+                    f" (a target may use {memory_limit >> 20} MB beyond the interpreter; "
+                    "--memory-limit raises it)"
+                )
             results[(child.job.spec_index, index)] = payload
             child.current = None
 

@@ -161,7 +161,7 @@ def _classify(name: str, report: Any, seconds: float) -> Outcome:
     if not report.checkable:
         return Outcome(name, "error", f"cannot be checked: {report.unsupported}", report, seconds)
     for check in report.failures:
-        message = (check.message or "").strip().splitlines()[0] if check.message else ""
+        message = _short(check.message or "").split("; not run after this failure")[0]
         if _EXITS.search(message):
             reason = f"the module tried to end the program in {check.name}: {message}"
             return Outcome(name, "error", reason, report, seconds)
@@ -171,6 +171,12 @@ def _classify(name: str, report: Any, seconds: float) -> Outcome:
     return Outcome(name, "pass" if report.passed else "fail", report=report, seconds=seconds)
 
 
+def _short(text: str, limit: int = 300) -> str:
+    """The first line of ``text``, at most ``limit`` characters (torch's messages run long)."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
 def _unexpected(name: str, exc: BaseException, started: float) -> Outcome:
     from gradcheck.session import exception_text
 
@@ -178,7 +184,7 @@ def _unexpected(name: str, exc: BaseException, started: float) -> Outcome:
         reason = f"the module {describe_exit(exc)} during {PHASE.text}"
     else:
         reason = (
-            f"gradcheck could not check it: {exception_text(exc)} during {PHASE.text} "
+            f"gradcheck could not check it: {_short(exception_text(exc))} during {PHASE.text} "
             "(-v shows the traceback)"
         )
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
