@@ -2,8 +2,9 @@
 
 from nnlite.optim import lr_scheduler
 from nnlite.optim.adam import Adam
+from nnlite.optim.flat import flatten_parameters
 from nnlite.optim.lr_scheduler import ExponentialLR, StepLR
-from nnlite.optim.optimizer import Optimizer, flatten_parameters
+from nnlite.optim.optimizer import Optimizer
 from nnlite.optim.sgd import SGD
 
 __all__ = [

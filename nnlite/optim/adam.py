@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nnlite.optim.optimizer import Optimizer, _check_rate, _FlatLayout, _scalar_dtype
+from nnlite.optim.flat import FlatLayout
+from nnlite.optim.optimizer import Optimizer, _check_rate, _scalar_dtype
 
 
 class Adam(Optimizer):
@@ -100,19 +101,11 @@ class Adam(Optimizer):
     def _update(self, index: int, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
         state = self.state.get(index)
         if state is None:
-            state = {
-                "step": torch.tensor(0.0, dtype=_scalar_dtype()),
-                "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
-                "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format),
-            }
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = torch.zeros_like(
-                    param, memory_format=torch.preserve_format
-                )
+            state = {"step": torch.tensor(0.0, dtype=_scalar_dtype())}
+            for key in _moment_keys(group):
+                state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
             self.state[index] = state
-        beta1, beta2 = group["betas"]
-        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-        exp_avg, exp_avg_sq, step_t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        exp_avg = state["exp_avg"]
         if exp_avg.dtype is not param.dtype or exp_avg.device != param.device:
             # torch's own Adam fails here inside lerp_; SGD's momentum keeps its dtype, as torch's.
             raise RuntimeError(
@@ -121,68 +114,59 @@ class Adam(Optimizer):
                 f"the optimizer took a step. Build the optimizer after model.to(...), or convert "
                 f"its state with optimizer.load_state_dict(optimizer.state_dict())"
             )
-
-        # NOTE: the operations and their order are _single_tensor_adam's (torch's optim/adam.py)
-        # (capturable=False), for bit-identical parameters; the bias corrections are Python floats
-        # computed from the float value of the step tensor.
+        step_t = state["step"]
         step_t += 1
-        if weight_decay != 0:
-            grad = grad.add(param, alpha=weight_decay)
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step = step_t.item()
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        if group["amsgrad"]:
-            max_exp_avg_sq = state["max_exp_avg_sq"]
-            torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            denom = (max_exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-        else:
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-        param.addcdiv_(exp_avg, denom, value=-step_size)
+        moments = [state[key] for key in _moment_keys(group)]
+        _adam(param, grad, moments, step_t.item(), group)
 
-    def _flat_update(self, flat: _FlatLayout, group: dict[str, Any]) -> bool:
-        amsgrad = group["amsgrad"]
+    def _flat_update(self, flat: FlatLayout, group: dict[str, Any]) -> bool:
         if not self.state:
-            count = len(flat.spans)
-            self._keep_flat_state("step", *_unbound(torch.zeros(count, dtype=_scalar_dtype())))
-            for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")[: 3 if amsgrad else 2]:
-                buffer = torch.zeros_like(flat.params)
-                self._keep_flat_state(key, buffer, flat.views(buffer))
-        steps = self._flat_state_buffer("step")
-        exp_avg = self._flat_state_buffer("exp_avg")
-        exp_avg_sq = self._flat_state_buffer("exp_avg_sq")
-        max_exp_avg_sq = self._flat_state_buffer("max_exp_avg_sq") if amsgrad else None
-        if steps is None or exp_avg is None or exp_avg_sq is None:
+            steps = torch.zeros(len(flat.spans), dtype=_scalar_dtype())
+            flat.keep(self.state, "step", steps, list(steps.unbind()))
+            for key in _moment_keys(group):
+                flat.new_state_buffer(self.state, key)
+        steps = flat.state_buffer(self.state, "step")
+        moments = [flat.state_buffer(self.state, key) for key in _moment_keys(group)]
+        if steps is None or any(moment is None for moment in moments):
             return False
-        if amsgrad and max_exp_avg_sq is None:
-            return False
-        beta1, beta2 = group["betas"]
-        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-        param, grad = flat.params, flat.grads
-
-        # NOTE: _update's operations in its order, once on the flat buffers; every parameter's
-        # step tensor holds the same count, so the bias corrections are computed once.
+        # NOTE: every parameter's step tensor holds the same count, so the bias corrections are
+        # computed once from the first.
         steps += 1
-        if weight_decay != 0:
-            grad = grad.add(param, alpha=weight_decay)
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step = self.state[0]["step"].item()
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        if max_exp_avg_sq is not None:
-            torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            denom = (max_exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-        else:
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-        param.addcdiv_(exp_avg, denom, value=-step_size)
+        _adam(flat.params, flat.grads, moments, self.state[0]["step"].item(), group)
         return True
 
 
-def _unbound(steps: Tensor) -> tuple[Tensor, list[Tensor]]:
-    return steps, list(steps.unbind())
+def _moment_keys(group: Mapping[str, Any]) -> tuple[str, ...]:
+    keys = ("exp_avg", "exp_avg_sq")
+    return (*keys, "max_exp_avg_sq") if group["amsgrad"] else keys
+
+
+def _adam(
+    param: Tensor, grad: Tensor, moments: list[Tensor], step: float, group: Mapping[str, Any]
+) -> None:
+    """One step on ``param`` (one parameter, or the flat buffer of all of them) at count ``step``.
+
+    ``moments`` are ``exp_avg``, ``exp_avg_sq`` and, with AMSGrad, ``max_exp_avg_sq``.
+
+    NOTE: the operations and their order are torch's _single_tensor_adam (capturable=False), for
+    bit-identical parameters; the bias corrections are Python floats computed from the count.
+    Elementwise, so the flat buffers give the same bits.
+    """
+    exp_avg, exp_avg_sq = moments[:2]
+    beta1, beta2 = group["betas"]
+    lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+    if weight_decay != 0:
+        grad = grad.add(param, alpha=weight_decay)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+    if group["amsgrad"]:
+        max_exp_avg_sq = moments[2]
+        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        denom = (max_exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+    else:
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-step_size)

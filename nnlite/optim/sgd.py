@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
-from nnlite.optim.optimizer import Optimizer, _check_rate, _FlatLayout
+from nnlite.optim.flat import FlatLayout
+from nnlite.optim.optimizer import Optimizer, _check_rate
 
 
 class SGD(Optimizer):
@@ -92,17 +93,17 @@ class SGD(Optimizer):
 
         self._sgd(param, grad, buf, keep, group)
 
-    def _flat_update(self, flat: _FlatLayout, group: dict[str, Any]) -> bool:
+    def _flat_update(self, flat: FlatLayout, group: dict[str, Any]) -> bool:
         buf = None
         if group["momentum"] != 0:
-            buf = self._flat_state_buffer("momentum_buffer")
+            buf = flat.state_buffer(self.state, "momentum_buffer")
             if buf is None and any(
                 state.get("momentum_buffer") is not None for state in self.state.values()
             ):
                 return False
 
         def keep(new: Tensor) -> None:
-            self._keep_flat_state("momentum_buffer", new, flat.views(new))
+            flat.keep(self.state, "momentum_buffer", new, flat.views(new))
 
         self._sgd(flat.params, flat.grads, buf, keep, group)
         return True

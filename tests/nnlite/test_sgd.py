@@ -8,8 +8,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 import nnlite
-from nnlite.optim import SGD, Adam
-from nnlite.optim.optimizer import flatten_parameters
+from nnlite.optim import SGD, Adam, flatten_parameters
 
 SHAPES = [(4, 3), (4,), (2, 3, 2)]
 DTYPES = [torch.float32, torch.float64]
