@@ -5,12 +5,18 @@ import itertools
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
-import nnlite
 from nnlite.optim import Adam, flatten_parameters
+from tests.nnlite._oracle import (
+    TensorCalls,
+    assert_same_tensors,
+    mlp,
+    one_storage,
+    options_id,
+    set_random_gradients,
+    twin_parameters,
+)
 
-SHAPES = [(4, 3), (4,), (2, 3, 2)]
 DTYPES = [torch.float32, torch.float64]
 
 OPTIONS = [
@@ -19,30 +25,6 @@ OPTIONS = [
         [(1e-3, (0.9, 0.999), 1e-8), (0.05, (0.5, 0.8), 1e-3)], [0.0, 0.01], [False, True]
     )
 ]
-
-
-def _options_id(options):
-    return "-".join(f"{key}={value}" for key, value in options.items())
-
-
-def _twin_parameters(dtype, seed=0):
-    """Return nnlite (parameter, gradient) pairs and torch leaf tensors holding the same values."""
-    generator = torch.Generator().manual_seed(seed)
-    params = [torch.randn(shape, generator=generator, dtype=dtype) for shape in SHAPES]
-    pairs = [(p, torch.zeros_like(p)) for p in params]
-    torch_params = [p.clone().requires_grad_() for p in params]
-    return pairs, torch_params
-
-
-def _set_random_gradients(pairs, torch_params, generator):
-    for (_, grad), torch_param in zip(pairs, torch_params, strict=True):
-        grad.copy_(torch.randn(grad.shape, generator=generator, dtype=grad.dtype))
-        torch_param.grad = grad.clone()
-
-
-def _assert_same_tensors(ours, theirs):
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        assert torch.equal(a, b.detach()), f"tensor {i} differs: max |diff| {(a - b).abs().max()}"
 
 
 def _assert_same_state(ours, theirs):
@@ -56,22 +38,22 @@ def _assert_same_state(ours, theirs):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("options", OPTIONS, ids=_options_id)
+@pytest.mark.parametrize("options", OPTIONS, ids=options_id)
 def test_fifty_steps_equal_torch_adam_bit_for_bit(options, dtype):
-    pairs, torch_params = _twin_parameters(dtype)
+    pairs, torch_params = twin_parameters(dtype)
     ours = Adam(pairs, **options)
     theirs = torch.optim.Adam(torch_params, **options)
     generator = torch.Generator().manual_seed(1)
     for _ in range(50):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
+        assert_same_tensors([p for p, _ in pairs], torch_params)
     _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
 
 
 def test_step_is_kept_as_torch_keeps_it_a_cpu_float32_scalar_tensor():
-    pairs, _ = _twin_parameters(torch.float64)
+    pairs, _ = twin_parameters(torch.float64)
     optimizer = Adam(pairs)
     optimizer.step()
     optimizer.step()
@@ -84,9 +66,9 @@ def test_step_follows_a_float64_default_dtype_as_torch_does():
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        pairs, torch_params = _twin_parameters(torch.float32)
+        pairs, torch_params = twin_parameters(torch.float32)
         ours, theirs = Adam(pairs), torch.optim.Adam(torch_params)
-        _set_random_gradients(pairs, torch_params, torch.Generator().manual_seed(1))
+        set_random_gradients(pairs, torch_params, torch.Generator().manual_seed(1))
         ours.step()
         theirs.step()
     finally:
@@ -96,7 +78,7 @@ def test_step_follows_a_float64_default_dtype_as_torch_does():
 
 
 def test_step_updates_the_parameter_objects_in_place_and_leaves_gradients_alone():
-    pairs, _ = _twin_parameters(torch.float32)
+    pairs, _ = twin_parameters(torch.float32)
     ids = [(id(p), p.data_ptr()) for p, _ in pairs]
     grads_before = [g.fill_(0.5).clone() for _, g in pairs]
     params_before = [p.clone() for p, _ in pairs]
@@ -108,7 +90,7 @@ def test_step_updates_the_parameter_objects_in_place_and_leaves_gradients_alone(
 
 
 def test_zero_grad_zeroes_the_gradients_in_place():
-    pairs, _ = _twin_parameters(torch.float32)
+    pairs, _ = twin_parameters(torch.float32)
     grads = [g.fill_(3.0) for _, g in pairs]
     Adam(pairs).zero_grad()
     for (_, g), same in zip(pairs, grads, strict=True):
@@ -117,11 +99,11 @@ def test_zero_grad_zeroes_the_gradients_in_place():
 
 def test_state_dict_loads_into_torch_and_back_continuing_bit_for_bit():
     options = dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01, amsgrad=True)
-    pairs, torch_params = _twin_parameters(torch.float32)
+    pairs, torch_params = twin_parameters(torch.float32)
     ours = Adam(pairs, **options)
     generator = torch.Generator().manual_seed(2)
     for _ in range(5):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
     saved = ours.state_dict()
     assert saved["param_groups"] == [{**options, "params": [0, 1, 2]}]
@@ -133,19 +115,19 @@ def test_state_dict_loads_into_torch_and_back_continuing_bit_for_bit():
     # torch.optim keeps the loaded tensors themselves: give it a copy, as a checkpoint file would.
     theirs.load_state_dict(copy.deepcopy(saved))
     for _ in range(5):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-    _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert_same_tensors([p for p, _ in pairs], torch_params)
 
     back = Adam(pairs, lr=1.0)
     back.load_state_dict(theirs.state_dict())
     assert back.param_groups[0]["betas"] == (0.8, 0.99)
     for _ in range(5):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         back.step()
         theirs.step()
-    _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert_same_tensors([p for p, _ in pairs], torch_params)
     _assert_same_state(back.state_dict()["state"], theirs.state_dict()["state"])
 
 
@@ -214,7 +196,7 @@ def test_bad_params_are_refused_with_a_clear_message(params, error, message):
 
 @pytest.mark.parametrize("grad_enabled", [True, False], ids=["autograd-on", "autograd-off"])
 def test_step_builds_no_graph_with_autograd_on_or_off(grad_enabled):
-    pairs, _ = _twin_parameters(torch.float32)
+    pairs, _ = twin_parameters(torch.float32)
     for _, g in pairs:
         g.fill_(0.25)
     with torch.set_grad_enabled(grad_enabled):
@@ -227,11 +209,11 @@ def test_step_builds_no_graph_with_autograd_on_or_off(grad_enabled):
 
 
 def test_a_step_saved_as_a_number_loads_as_torchs_scalar_tensor_and_continues():
-    pairs, torch_params = _twin_parameters(torch.float32)
+    pairs, torch_params = twin_parameters(torch.float32)
     ours = Adam(pairs)
     theirs = torch.optim.Adam(torch_params)
     generator = torch.Generator().manual_seed(4)
-    _set_random_gradients(pairs, torch_params, generator)
+    set_random_gradients(pairs, torch_params, generator)
     ours.step()
     theirs.step()
     saved = copy.deepcopy(ours.state_dict())
@@ -240,58 +222,38 @@ def test_a_step_saved_as_a_number_loads_as_torchs_scalar_tensor_and_continues():
     ours.load_state_dict(saved)
     assert ours.state[0]["step"].dtype == torch.float32 and ours.state[0]["step"].item() == 1.0
     for _ in range(3):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-    _assert_same_tensors([p for p, _ in pairs], torch_params)
-
-
-class _TensorCalls(TorchFunctionMode):
-    """Records the name of every tensor operation called under it."""
-
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
-
-
-def _one_storage(tensors):
-    return len({t.untyped_storage().data_ptr() for t in tensors}) == 1
-
-
-def _mlp():
-    return nnlite.Sequential(nnlite.Linear(2, 25), nnlite.ReLU(), nnlite.Linear(25, 2))
+    assert_same_tensors([p for p, _ in pairs], torch_params)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("options", OPTIONS, ids=_options_id)
+@pytest.mark.parametrize("options", OPTIONS, ids=options_id)
 def test_flattened_parameters_step_bit_for_bit_with_torch_adam(options, dtype):
-    pairs, torch_params = _twin_parameters(dtype)
+    pairs, torch_params = twin_parameters(dtype)
     flatten_parameters(pairs)
     ours = Adam(pairs, **options)
     theirs = torch.optim.Adam(torch_params, **options)
     generator = torch.Generator().manual_seed(1)
     for _ in range(50):
         ours.zero_grad()
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
+        assert_same_tensors([p for p, _ in pairs], torch_params)
     _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
     for key in ours.state[0]:
-        assert _one_storage([ours.state[i][key] for i in range(len(pairs))]), key
+        assert one_storage([ours.state[i][key] for i in range(len(pairs))]), key
 
 
 @pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
 def test_a_flattened_step_is_a_handful_of_tensor_operations_for_all_parameters(amsgrad):
-    model = _mlp()
+    model = mlp()
     flatten_parameters(model.param())
     optimizer = Adam(model.param(), amsgrad=amsgrad)
     optimizer.step()
-    calls = _TensorCalls()
+    calls = TensorCalls()
     with calls:
         optimizer.zero_grad()
         optimizer.step()
@@ -301,7 +263,7 @@ def test_a_flattened_step_is_a_handful_of_tensor_operations_for_all_parameters(a
 
 
 def test_module_to_after_the_optimizer_falls_back_to_stepping_one_by_one_bit_for_bit():
-    model = _mlp()
+    model = mlp()
     pairs = model.param()
     torch_params = [p.clone().requires_grad_() for p, _ in pairs]
     flatten_parameters(pairs)
@@ -315,21 +277,21 @@ def test_module_to_after_the_optimizer_falls_back_to_stepping_one_by_one_bit_for
             for torch_param in torch_params:
                 torch_param.data = torch_param.data.to(torch.float64)
         ours.zero_grad()
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
+        assert_same_tensors([p for p, _ in pairs], torch_params)
     assert all(p.dtype == torch.float64 for p, _ in pairs)
     _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
 
 
 def test_loading_state_into_flattened_parameters_copies_it_into_flat_buffers():
     options = dict(lr=0.01, betas=(0.8, 0.99), amsgrad=True)
-    pairs, torch_params = _twin_parameters(torch.float32)
+    pairs, torch_params = twin_parameters(torch.float32)
     theirs = torch.optim.Adam(torch_params, **options)
     generator = torch.Generator().manual_seed(5)
     for _ in range(3):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         theirs.step()
     for (param, _), torch_param in zip(pairs, torch_params, strict=True):
         param.copy_(torch_param.detach())
@@ -337,21 +299,21 @@ def test_loading_state_into_flattened_parameters_copies_it_into_flat_buffers():
     ours = Adam(pairs)
     ours.load_state_dict(theirs.state_dict())
     for key in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-        assert _one_storage([ours.state[i][key] for i in range(len(pairs))]), key
+        assert one_storage([ours.state[i][key] for i in range(len(pairs))]), key
     assert ours.state[0]["step"] is not theirs.state[torch_params[0]]["step"]
     for _ in range(5):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-    _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert_same_tensors([p for p, _ in pairs], torch_params)
     _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])
 
 
 def test_step_counts_that_differ_between_parameters_are_stepped_one_by_one_as_torch_does():
-    pairs, torch_params = _twin_parameters(torch.float64)
+    pairs, torch_params = twin_parameters(torch.float64)
     theirs = torch.optim.Adam(torch_params, lr=0.01)
     generator = torch.Generator().manual_seed(6)
-    _set_random_gradients(pairs, torch_params, generator)
+    set_random_gradients(pairs, torch_params, generator)
     theirs.step()
     theirs.state[torch_params[1]]["step"] += 5
     for (param, _), torch_param in zip(pairs, torch_params, strict=True):
@@ -360,8 +322,8 @@ def test_step_counts_that_differ_between_parameters_are_stepped_one_by_one_as_to
     ours = Adam(pairs)
     ours.load_state_dict(theirs.state_dict())
     for _ in range(3):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
+        assert_same_tensors([p for p, _ in pairs], torch_params)
     _assert_same_state(ours.state_dict()["state"], theirs.state_dict()["state"])

@@ -5,12 +5,18 @@ import itertools
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
-import nnlite
 from nnlite.optim import SGD, Adam, flatten_parameters
+from tests.nnlite._oracle import (
+    TensorCalls,
+    assert_same_tensors,
+    mlp,
+    one_storage,
+    options_id,
+    set_random_gradients,
+    twin_parameters,
+)
 
-SHAPES = [(4, 3), (4,), (2, 3, 2)]
 DTYPES = [torch.float32, torch.float64]
 
 VALID_OPTIONS = [
@@ -22,42 +28,18 @@ VALID_OPTIONS = [
 ]
 
 
-def _options_id(options):
-    return "-".join(f"{key}={value}" for key, value in options.items())
-
-
-def _twin_parameters(dtype, seed=0):
-    """Return nnlite (parameter, gradient) pairs and torch leaf tensors holding the same values."""
-    generator = torch.Generator().manual_seed(seed)
-    params = [torch.randn(shape, generator=generator, dtype=dtype) for shape in SHAPES]
-    pairs = [(p, torch.zeros_like(p)) for p in params]
-    torch_params = [p.clone().requires_grad_() for p in params]
-    return pairs, torch_params
-
-
-def _set_random_gradients(pairs, torch_params, generator):
-    for (_, grad), torch_param in zip(pairs, torch_params, strict=True):
-        grad.copy_(torch.randn(grad.shape, generator=generator, dtype=grad.dtype))
-        torch_param.grad = grad.clone()
-
-
-def _assert_same_tensors(ours, theirs):
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        assert torch.equal(a, b.detach()), f"tensor {i} differs: max |diff| {(a - b).abs().max()}"
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("options", VALID_OPTIONS, ids=_options_id)
+@pytest.mark.parametrize("options", VALID_OPTIONS, ids=options_id)
 def test_fifty_steps_equal_torch_sgd_bit_for_bit(options, dtype):
-    pairs, torch_params = _twin_parameters(dtype)
+    pairs, torch_params = twin_parameters(dtype)
     ours = SGD(pairs, lr=0.05, **options)
     theirs = torch.optim.SGD(torch_params, lr=0.05, **options)
     generator = torch.Generator().manual_seed(1)
     for _ in range(50):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
+        assert_same_tensors([p for p, _ in pairs], torch_params)
     if options["momentum"] != 0:
         ours_state, theirs_state = ours.state_dict()["state"], theirs.state_dict()["state"]
         assert ours_state.keys() == theirs_state.keys() == {0, 1, 2}
@@ -78,7 +60,7 @@ def test_first_momentum_buffer_is_a_copy_of_the_gradient_not_an_alias():
 
 
 def test_step_updates_the_parameter_objects_in_place_and_leaves_gradients_alone():
-    pairs, _ = _twin_parameters(torch.float64)
+    pairs, _ = twin_parameters(torch.float64)
     ids = [(id(p), p.data_ptr()) for p, _ in pairs]
     grads_before = [g.fill_(0.5).clone() for _, g in pairs]
     params_before = [p.clone() for p, _ in pairs]
@@ -90,7 +72,7 @@ def test_step_updates_the_parameter_objects_in_place_and_leaves_gradients_alone(
 
 
 def test_zero_grad_zeroes_the_gradients_in_place():
-    pairs, _ = _twin_parameters(torch.float32)
+    pairs, _ = twin_parameters(torch.float32)
     grads = [g.fill_(3.0) for _, g in pairs]
     SGD(pairs, lr=0.1).zero_grad()
     for (_, g), same in zip(pairs, grads, strict=True):
@@ -115,18 +97,18 @@ def test_param_groups_holds_the_hyperparameters_and_a_changed_lr_takes_effect():
 
 
 def test_params_iterable_is_read_once_like_a_generator():
-    pairs, _ = _twin_parameters(torch.float32)
+    pairs, _ = twin_parameters(torch.float32)
     optimizer = SGD((pair for pair in pairs), lr=0.1)
     assert optimizer.param_groups[0]["params"] == [p for p, _ in pairs]
 
 
 def test_state_dict_is_shaped_like_torch_and_continues_in_torch_bit_for_bit():
     options = dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)
-    pairs, torch_params = _twin_parameters(torch.float32)
+    pairs, torch_params = twin_parameters(torch.float32)
     ours = SGD(pairs, **options)
     generator = torch.Generator().manual_seed(2)
     for _ in range(5):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
     saved = ours.state_dict()
     assert saved["param_groups"] == [{**options, "nesterov": False, "params": [0, 1, 2]}]
@@ -138,19 +120,19 @@ def test_state_dict_is_shaped_like_torch_and_continues_in_torch_bit_for_bit():
     # as a checkpoint file would.
     theirs.load_state_dict(copy.deepcopy(saved))
     for _ in range(10):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-    _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert_same_tensors([p for p, _ in pairs], torch_params)
 
 
 def test_load_state_dict_takes_torch_state_and_continues_bit_for_bit():
     options = dict(lr=0.05, momentum=0.8, nesterov=True)
-    pairs, torch_params = _twin_parameters(torch.float64)
+    pairs, torch_params = twin_parameters(torch.float64)
     theirs = torch.optim.SGD(torch_params, **options)
     generator = torch.Generator().manual_seed(3)
     for _ in range(5):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         theirs.step()
     for (param, _), torch_param in zip(pairs, torch_params, strict=True):
         param.copy_(torch_param.detach())
@@ -160,10 +142,10 @@ def test_load_state_dict_takes_torch_state_and_continues_bit_for_bit():
     # nnlite copies the loaded buffers: stepping torch must not move ours.
     assert ours.state[0]["momentum_buffer"] is not theirs.state[torch_params[0]]["momentum_buffer"]
     for _ in range(10):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-    _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert_same_tensors([p for p, _ in pairs], torch_params)
 
 
 def test_load_state_dict_refuses_torch_options_nnlite_does_not_implement():
@@ -291,7 +273,7 @@ def test_step_builds_no_graph_and_gives_the_same_bits_with_autograd_on_or_off(gr
     options = dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
     results = []
     for enabled in (grad_enabled, not grad_enabled):
-        pairs, _ = _twin_parameters(torch.float32)
+        pairs, _ = twin_parameters(torch.float32)
         for _, g in pairs:
             g.fill_(0.25)
         with torch.set_grad_enabled(enabled):
@@ -302,7 +284,7 @@ def test_step_builds_no_graph_and_gives_the_same_bits_with_autograd_on_or_off(gr
             assert p.grad_fn is None and not p.requires_grad
         assert all(s["momentum_buffer"].grad_fn is None for s in optimizer.state.values())
         results.append([p for p, _ in pairs])
-    _assert_same_tensors(results[0], results[1])
+    assert_same_tensors(results[0], results[1])
 
 
 def test_repr_lists_the_hyperparameters_as_torch_does():
@@ -354,55 +336,35 @@ def test_a_non_tensor_item_is_named_in_the_error():
         SGD([_pair(), 5], lr=0.1)
 
 
-class _TensorCalls(TorchFunctionMode):
-    """Records the name of every tensor operation called under it."""
-
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
-
-
-def _one_storage(tensors):
-    return len({t.untyped_storage().data_ptr() for t in tensors}) == 1
-
-
-def _mlp():
-    return nnlite.Sequential(nnlite.Linear(2, 25), nnlite.ReLU(), nnlite.Linear(25, 2))
-
-
 def test_flatten_parameters_keeps_the_tensor_objects_and_values_in_one_buffer_each():
-    pairs, _ = _twin_parameters(torch.float32)
+    pairs, _ = twin_parameters(torch.float32)
     tensors = [t for pair in pairs for t in pair]
     values = [t.clone() for t in tensors]
     flatten_parameters(pairs)
     assert all(a is b for a, b in zip([t for pair in pairs for t in pair], tensors, strict=True))
-    _assert_same_tensors(tensors, values)
-    assert _one_storage([p for p, _ in pairs]) and _one_storage([g for _, g in pairs])
+    assert_same_tensors(tensors, values)
+    assert one_storage([p for p, _ in pairs]) and one_storage([g for _, g in pairs])
     assert all(t.data_ptr() % 64 == 0 for t in tensors), "each view aligned as torch allocates"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("options", VALID_OPTIONS, ids=_options_id)
+@pytest.mark.parametrize("options", VALID_OPTIONS, ids=options_id)
 def test_flattened_parameters_step_bit_for_bit_with_torch_sgd(options, dtype):
-    pairs, torch_params = _twin_parameters(dtype)
+    pairs, torch_params = twin_parameters(dtype)
     flatten_parameters(pairs)
     ours = SGD(pairs, lr=0.05, **options)
     theirs = torch.optim.SGD(torch_params, lr=0.05, **options)
     generator = torch.Generator().manual_seed(1)
     for _ in range(50):
         ours.zero_grad()
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
+        assert_same_tensors([p for p, _ in pairs], torch_params)
     if options["momentum"] != 0:
         buffers = [ours.state[i]["momentum_buffer"] for i in range(len(pairs))]
-        assert _one_storage(buffers), "the momentum buffers are views of one flat buffer"
-        _assert_same_tensors(buffers, [theirs.state[p]["momentum_buffer"] for p in torch_params])
+        assert one_storage(buffers), "the momentum buffers are views of one flat buffer"
+        assert_same_tensors(buffers, [theirs.state[p]["momentum_buffer"] for p in torch_params])
 
 
 @pytest.mark.parametrize(
@@ -418,11 +380,11 @@ def test_flattened_parameters_step_bit_for_bit_with_torch_sgd(options, dtype):
     ids=["plain", "momentum", "nesterov-weight-decay"],
 )
 def test_a_flattened_step_is_a_handful_of_tensor_operations_for_all_parameters(options, expected):
-    model = _mlp()
+    model = mlp()
     flatten_parameters(model.param())
     optimizer = SGD(model.param(), lr=0.1, **options)
     optimizer.step()
-    calls = _TensorCalls()
+    calls = TensorCalls()
     with calls:
         optimizer.zero_grad()
         optimizer.step()
@@ -430,18 +392,18 @@ def test_a_flattened_step_is_a_handful_of_tensor_operations_for_all_parameters(o
 
 
 def test_a_second_optimizer_on_flattened_parameters_moves_nothing_and_steps_them_at_once():
-    pairs, _ = _twin_parameters(torch.float64)
+    pairs, _ = twin_parameters(torch.float64)
     flatten_parameters(pairs)
     pointers = [(p.data_ptr(), g.data_ptr()) for p, g in pairs]
     SGD(pairs, lr=0.1, momentum=0.9).step()
     optimizer = SGD(pairs, lr=0.1, momentum=0.9)
     optimizer.step()
     assert [(p.data_ptr(), g.data_ptr()) for p, g in pairs] == pointers
-    assert _one_storage([s["momentum_buffer"] for s in optimizer.state.values()])
+    assert one_storage([s["momentum_buffer"] for s in optimizer.state.values()])
 
 
 def test_module_to_after_the_optimizer_falls_back_to_stepping_one_by_one_bit_for_bit():
-    model = _mlp()
+    model = mlp()
     pairs = model.param()
     torch_params = [p.clone().requires_grad_() for p, _ in pairs]
     flatten_parameters(pairs)
@@ -455,12 +417,12 @@ def test_module_to_after_the_optimizer_falls_back_to_stepping_one_by_one_bit_for
             for torch_param in torch_params:
                 torch_param.data = torch_param.data.to(torch.float64)
         ours.zero_grad()
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
+        assert_same_tensors([p for p, _ in pairs], torch_params)
     assert all(p.dtype == torch.float64 for p, _ in pairs)
-    _assert_same_tensors(
+    assert_same_tensors(
         [ours.state[i]["momentum_buffer"] for i in range(len(pairs))],
         [theirs.state[p]["momentum_buffer"] for p in torch_params],
     )
@@ -468,11 +430,11 @@ def test_module_to_after_the_optimizer_falls_back_to_stepping_one_by_one_bit_for
 
 def test_loading_torch_state_into_flattened_parameters_copies_it_into_flat_buffers():
     options = dict(lr=0.05, momentum=0.8, dampening=0.2)
-    pairs, torch_params = _twin_parameters(torch.float32)
+    pairs, torch_params = twin_parameters(torch.float32)
     theirs = torch.optim.SGD(torch_params, **options)
     generator = torch.Generator().manual_seed(5)
     for _ in range(3):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         theirs.step()
     for (param, _), torch_param in zip(pairs, torch_params, strict=True):
         param.copy_(torch_param.detach())
@@ -480,32 +442,32 @@ def test_loading_torch_state_into_flattened_parameters_copies_it_into_flat_buffe
     ours = SGD(pairs, lr=1.0)
     ours.load_state_dict(theirs.state_dict())
     buffers = [ours.state[i]["momentum_buffer"] for i in range(len(pairs))]
-    assert _one_storage(buffers)
+    assert one_storage(buffers)
     assert buffers[0].untyped_storage().data_ptr() != pairs[0][0].untyped_storage().data_ptr()
     for _ in range(5):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-    _assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert_same_tensors([p for p, _ in pairs], torch_params)
 
 
 def test_partial_momentum_state_steps_one_by_one_then_gathers_into_a_flat_buffer():
-    pairs, torch_params = _twin_parameters(torch.float64)
+    pairs, torch_params = twin_parameters(torch.float64)
     flatten_parameters(pairs)
     ours = SGD(pairs, lr=0.05, momentum=0.9)
     theirs = torch.optim.SGD(torch_params, lr=0.05, momentum=0.9)
     generator = torch.Generator().manual_seed(6)
-    _set_random_gradients(pairs, torch_params, generator)
+    set_random_gradients(pairs, torch_params, generator)
     ours.step()
     theirs.step()
     del ours.state[1]
     del theirs.state[torch_params[1]]
     for _ in range(4):
-        _set_random_gradients(pairs, torch_params, generator)
+        set_random_gradients(pairs, torch_params, generator)
         ours.step()
         theirs.step()
-        _assert_same_tensors([p for p, _ in pairs], torch_params)
-    assert _one_storage([s["momentum_buffer"] for s in ours.state.values()])
+        assert_same_tensors([p for p, _ in pairs], torch_params)
+    assert one_storage([s["momentum_buffer"] for s in ours.state.values()])
 
 
 @pytest.mark.parametrize(
