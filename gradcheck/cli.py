@@ -538,7 +538,7 @@ def _parse(argv: list[str], out: TextIO) -> argparse.Namespace | int:
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            args = parser.parse_args(argv)
+            args = parser.parse_intermixed_args(argv)
         problems = limits.option_problems(args)
         if problems:
             raise _UsageError("; ".join(problems))
