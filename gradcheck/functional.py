@@ -33,13 +33,14 @@ __all__ = ["PARAM_DEFAULTS", "FunctionPair", "check_functions"]
 
 #: Non-array arguments given a value when the target names none, per name; ``conv_param`` is
 #: checked twice, so that both a padded convolution and an unpadded, strided one are seen.
-PARAM_DEFAULTS: dict[str, list[dict[str, Any]]] = {
+PARAM_DEFAULTS: dict[str, list[Any]] = {
     "conv_param": [{"stride": 1, "pad": 1}, {"stride": 2, "pad": 0}],
     "pool_param": [{"pool_height": 2, "pool_width": 2, "stride": 2}],
     "bn_param": [{"mode": "train"}],
     "ln_param": [{}],
     "gn_param": [{}],
     "dropout_param": [{"p": 0.5, "mode": "train"}],
+    "G": [2],
 }
 #: Suffixes of forward/backward names, in the order a stem (``conv``) tries them.
 _SUFFIXES = ("", "_naive", "_fast")
@@ -82,7 +83,10 @@ def _guess(stem: str, name: str, shapes: list[tuple[int, ...]]) -> tuple[int, ..
     """A shape for array ``name`` of ``stem``'s forward, consistent with those before it."""
     name = name.lower()
     spatial = bool(_SPATIAL.search(stem))
+    gates = 4 if "lstm" in stem else 1
     if not shapes:
+        if "groupnorm" in stem:
+            return (2, 2 * _C, _S, _S)  # channels in groups of G = 2
         if spatial:
             return (2, _C, _S, _S)
         return (2, _T, _D) if _TEMPORAL.search(stem) else (_N, _D)
@@ -93,16 +97,20 @@ def _guess(stem: str, name: str, shapes: list[tuple[int, ...]]) -> tuple[int, ..
             return (_F, x[1], 3, 3)
         return (x[-1] if _TEMPORAL.search(stem) else features, _M)
     if name in ("b", "bias", "biases"):
+        if gates > 1:
+            return (gates * _M,)
         w = next((s for s in shapes[1:] if len(s) >= 2), None)
         if w is None:  # a bias alone, added to x
             return (x[1],) if len(x) == 4 else (x[-1],)
         return (w[0],) if spatial and len(w) == 4 else (w[-1],)
     if name in ("gamma", "beta", "scale", "shift"):
+        if "groupnorm" in stem and len(x) == 4:
+            return (1, x[1], 1, 1)
         return (x[1],) if len(x) == 4 else (x[-1],)
     if name == "wx":
-        return (x[-1], _M)
+        return (x[-1], gates * _M)
     if name == "wh":
-        return (_M, _M)
+        return (_M, gates * _M)
     if re.fullmatch(r"(prev_)?[hc]0?|prev_[hc]", name):
         return (x[0], _M)
     return x

@@ -450,6 +450,13 @@ def test_cli_guessed_shapes_that_do_not_fit_exit_2(layers, capsys):
         ("rnn_step", ["x", "prev_h", "Wx", "Wh", "b"], [], [(4, 5), (4, 3), (5, 3), (3, 3), (3,)]),
         ("rnn", ["x", "h0", "Wx", "Wh", "b"], [], [(2, 3, 5), (2, 3), (5, 3), (3, 3), (3,)]),
         ("scale", ["x", "mask"], [], [(4, 5), (4, 5)]),
+        (
+            "spatial_groupnorm",
+            ["x", "gamma", "beta"],
+            [],
+            [(2, 6, 5, 5), (1, 6, 1, 1), (1, 6, 1, 1)],
+        ),
+        ("lstm", ["x", "h0", "Wx", "Wh", "b"], [], [(2, 3, 5), (2, 3), (5, 12), (3, 12), (12,)]),
     ],
 )
 def test_guessed_shapes_follow_the_names_and_the_first_array(stem, names, given, expected):
