@@ -37,7 +37,9 @@ def test_training_step(benchmark, record, framework: str, optimizer: str, size: 
     step = training_step(framework, optimizer)
     step(*_batch(size))  # untimed: the first step's allocations and optimizer state
     benchmark(step, *_batch(size))
-    record(framework, size, "samples/s", bit_identical=_steps_agree(optimizer, size))
+    same_bits = _steps_agree(optimizer, size)
+    record(framework, size, "samples/s", bit_identical=same_bits)
+    assert same_bits, f"nnlite's and torch's {optimizer} steps at batch {size} differ in bits"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -48,4 +50,6 @@ def test_inference(benchmark, record, framework: str, size: int) -> None:  # noq
     forward = inference(framework)
     forward(inputs)  # untimed, as for the training step
     benchmark(forward, inputs)
-    record(framework, size, "samples/s", bit_identical=forwards_agree(inputs))
+    same_bits = forwards_agree(inputs)
+    record(framework, size, "samples/s", bit_identical=same_bits)
+    assert same_bits, f"nnlite's and torch's forward at batch {size} differ in bits"

@@ -9,6 +9,7 @@ bits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 import nnlite
 import nnlite.optim
 from nnlite.data import disk_dataset, one_hot
+from nnlite.training import train_step
 
 LAYER_SIZES = (2, 25, 25, 25, 2)
 BATCH_SIZES = (1, 25, 1_000, 100_000)
@@ -25,8 +27,8 @@ FRAMEWORKS = ("nnlite", "torch")
 SGD_LR = 0.01
 """The seeds' learning rate for SGD; Adam keeps torch's default (1e-3)."""
 
-Step = Callable[[Tensor, Tensor], Tensor]
-"""A training step: inputs and targets in, the loss out."""
+Step = Callable[[Tensor, Tensor], float]
+"""A training step: inputs and targets in, the loss (``loss.item()``) out."""
 Forward = Callable[[Tensor], Tensor]
 
 
@@ -79,23 +81,18 @@ def dataset(n: int, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> tup
 
 
 def nnlite_step(net: nnlite.Module, optimizer: str) -> Step:
-    """nnlite's training step: forward, loss, backward, optimizer step."""
+    """nnlite's training step, the one users call: :func:`nnlite.training.train_step`.
+
+    It runs ``net.backward(grad, free_cache=True, input_grad=False)``, the work autograd does for
+    the torch twin: each layer's cache goes as soon as its backward has run, and the input (data)
+    gets no gradient.
+    """
     criterion = nnlite.MSELoss()
     # One flat buffer for parameters and one for gradients: the optimizer then updates all of them
     # in a few tensor calls. Same bits (elementwise operations do not care how they are grouped).
     nnlite.optim.flatten_parameters(net.param())
     opt = _optimizer(nnlite.optim, optimizer, net.param())
-
-    def step(inputs: Tensor, targets: Tensor) -> Tensor:
-        opt.zero_grad()
-        loss = criterion(net(inputs), targets)
-        # As autograd does for the torch twin: each layer's cache goes as soon as its backward has
-        # run, and the input (data) gets no gradient.
-        net.backward(criterion.backward(), free_cache=True, input_grad=False)
-        opt.step()
-        return loss
-
-    return step
+    return functools.partial(train_step, net, criterion, opt)
 
 
 def torch_step(net: torch.nn.Module, optimizer: str) -> Step:
@@ -103,12 +100,12 @@ def torch_step(net: torch.nn.Module, optimizer: str) -> Step:
     criterion = torch.nn.MSELoss()
     opt = _optimizer(torch.optim, optimizer, net.parameters())
 
-    def step(inputs: Tensor, targets: Tensor) -> Tensor:
+    def step(inputs: Tensor, targets: Tensor) -> float:
         opt.zero_grad()
         loss = criterion(net(inputs), targets)
         loss.backward()
         opt.step()
-        return loss
+        return loss.item()
 
     return step
 
@@ -145,7 +142,7 @@ def steps_agree(optimizer: str, inputs: Tensor, targets: Tensor, *, steps: int =
     mine_step = nnlite_step(mine, optimizer)
     reference_step = torch_step(reference, optimizer)
     for _ in range(steps):
-        if not torch.equal(mine_step(inputs, targets), reference_step(inputs, targets).detach()):
+        if mine_step(inputs, targets) != reference_step(inputs, targets):
             return False
     theirs = reference.state_dict()
     return all(torch.equal(value, theirs[key]) for key, value in mine.state_dict().items())
