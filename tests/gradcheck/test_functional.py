@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,7 @@ CORRECT = [
     ("sigmoid", L.sigmoid_forward, L.sigmoid_backward, {}),
     ("tanh", L.tanh_forward, L.tanh_backward, {}),
     ("batchnorm_train", L.batchnorm_forward, L.batchnorm_backward, BN),
+    ("batchnorm_alt", L.batchnorm_forward, L.batchnorm_backward_alt, BN),
     ("batchnorm_test", L.batchnorm_forward, L.batchnorm_backward, {"bn_param": {"mode": "test"}}),
     ("layernorm", L.layernorm_forward, L.layernorm_backward, {"ln_param": {}}),
     ("dropout_train", L.dropout_forward, L.dropout_backward, DROPOUT),
@@ -497,3 +499,51 @@ def test_more_target_forms(tmp_path, layers):
     assert _names(str(path)) == ["relu_forward"]
     with pytest.raises(TargetError, match="lonely_forward is a function, not a module"):
         resolve(f"{path}:lonely_forward")
+
+
+# -- the README's CS231n section ---------------------------------------------------------------
+
+README = (Path(gradcheck.__file__).parent / "README.md").read_text()
+SECTION = README[
+    README.index("## numpy modules and CS231n layers") : README.index("## pytest plugin")
+]
+
+
+def test_readme_check_functions_example_prints_what_the_readme_shows(capsys):
+    code = SECTION.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = SECTION.split("prints\n\n```text\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "<README example>", "exec"), {})
+    assert capsys.readouterr().out == shown
+
+
+def test_readme_unpadded_conv_failure_is_what_the_cli_prints(tmp_path, capsys):
+    folder = tmp_path / "cs231n"
+    folder.mkdir()
+    (folder / "layers.py").write_text(
+        "from tests.gradcheck.corpus.numpy_layers import conv_forward_naive\n"
+        "from tests.gradcheck.corpus.numpy_layers import (\n"
+        "    conv_backward_naive_empty_without_padding as conv_backward_naive,\n)\n"
+    )
+    assert main([f"{folder / 'layers.py'}:conv"]) == 1
+    out = capsys.readouterr().out.replace(f"{tmp_path}/", "")
+    console = SECTION.split("$ python -m gradcheck cs231n/layers.py:conv\n", 1)[1]
+    for line in console.split("...", 1)[0].splitlines()[2:]:
+        assert line in out.splitlines()
+
+
+def test_readme_commands_resolve_against_cs231n_style_layers(tmp_path, layers):
+    folder = tmp_path / "cs231n"
+    folder.mkdir()
+    shutil.copy(layers, folder / "layers.py")
+    commands = [
+        line.split("| `python -m gradcheck ", 1)[1].rsplit("` |", 1)[0]
+        for line in SECTION.splitlines()
+        if line.startswith("| ")
+        and "`python -m gradcheck cs231n/layers.py" in line
+        or "`python -m gradcheck 'cs231n/layers.py" in line
+    ]
+    assert len(commands) >= 9
+    for command in commands:
+        for spec in shlex.split(command):
+            if spec.startswith("cs231n/layers.py") and "spatial" not in spec:  # not in the corpus
+                assert resolve(str(tmp_path / spec)), spec
