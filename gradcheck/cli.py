@@ -424,8 +424,7 @@ def _print_text(
         if outcome.detail and args.verbose:
             print(_indent(outcome.detail), file=out)
         if outcome.output:  # what the target printed: on stderr, so stdout stays ours
-            print(f"----- {outcome.name} printed:", file=sys.stderr)
-            print(outcome.output.rstrip("\n"), file=sys.stderr)
+            _print_output(outcome, args.verbose)
         if outcome.report is not None and not args.verbose:
             # What the checker worked out or around (a stored output, an input gradient not
             # compared, another input shape): part of the verdict, so never hidden.
@@ -439,6 +438,23 @@ def _print_text(
     if counts["skipped"]:
         summary += f", {counts['skipped']} skipped"
     print(f"{summary} in {seconds:.1f}s", file=out)
+
+
+#: Lines of a target's own output shown on stderr without -v (a forward runs thousands of times).
+_OUTPUT_LINES = 10
+
+
+def _print_output(outcome: Outcome, verbose: bool) -> None:
+    lines = outcome.output.rstrip("\n").splitlines()
+    print(f"----- {outcome.name} printed:", file=sys.stderr)
+    shown = lines if verbose else lines[:_OUTPUT_LINES]
+    print("\n".join(shown), file=sys.stderr)
+    if len(shown) < len(lines):
+        print(
+            f"----- {len(lines) - len(shown)} more lines (-v shows them; --json and "
+            "--junit-xml keep them)",
+            file=sys.stderr,
+        )
 
 
 def _print_table(outcomes: Sequence[Outcome], out: TextIO, colour: bool, quiet: bool) -> None:

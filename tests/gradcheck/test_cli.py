@@ -377,3 +377,26 @@ def test_python_m_gradcheck_runs_as_a_program(student):
     assert lines[0].startswith("PASS  nnlite.Tanh")
     assert lines[1].startswith(f"FAIL  {student}:Tanh")
     assert lines[-1].startswith("1 passed, 1 failed in ")
+
+
+# ------------------------------------------------------------------------------------ docs
+
+README = (Path(gradcheck_cli.__file__).parent / "README.md").read_text()
+
+
+def test_readme_and_help_say_that_naming_a_file_runs_it(capsys):
+    assert "Naming a file or a module imports it, and importing runs its code" in README
+    main(["--help"])
+    assert "imported, and so executed" in capsys.readouterr().out
+
+
+def test_readme_lists_every_command_line_option():
+    section = README[README.index("## Command line") : README.index("## numpy modules")]
+    options = [
+        option
+        for action in gradcheck_cli._parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+    missing = [o for o in options if f"`{o}" not in section and f"{o}`" not in section]
+    assert not missing, f"options the README does not show: {missing}"
