@@ -146,7 +146,13 @@ class NumpyAdapted(Adapted):
         self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
     ) -> None:
         super().__init__(module, batch_dim=batch_dim, target_first=target_first)
-        refuse_learning_rate(module)
+        #: A learning rate backward takes and, holding no parameters, ignores: passed as 0.
+        self._step = refuse_learning_rate(module, numpy=True)
+        if self._step:
+            self.notes.append(
+                f"backward takes a learning rate ({self._step}) and the layer holds no "
+                f"parameters: it was called with {self._step}=0"
+            )
         self._summed: list[Summed] | None = None
         self._listing: str | None = None
         self._wrapped: dict[int, tuple[np.ndarray, Tensor]] = {}
@@ -173,7 +179,8 @@ class NumpyAdapted(Adapted):
         if self.is_loss:
             result = self.module.backward()
         else:
-            result = self.module.backward(grad.numpy() if grad is not None else None)
+            step = {self._step: 0.0} if self._step else {}
+            result = self.module.backward(grad.numpy() if grad is not None else None, **step)
         for p in summed:
             p.after_backward()
         if result is None:

@@ -77,8 +77,7 @@ def put(container: Any, key: str, value: Any) -> None:
 
 
 def _parameter_names(module: Any) -> list[str]:
-    names = [k for k, v in vars(module).items() if _PARAMETER.match(k) and _is_float(v)]
-    return names or ["weights", "bias"]
+    return [k for k, v in vars(module).items() if _PARAMETER.match(k) and _is_float(v)]
 
 
 def _is_float(value: Any) -> bool:
@@ -92,17 +91,30 @@ def _harmless(default: Any) -> bool:
     return default is None or (isinstance(default, numbers.Number) and default == 0)
 
 
-def refuse_learning_rate(module: Any) -> None:
+def refuse_learning_rate(module: Any, *, numpy: bool = False) -> str | None:
     """Refuse a module whose backward takes a learning rate (or an optimizer) and updates its own
-    weights: the gradients are never where they can be read. The message shows the adapter."""
+    weights: the gradients are never where they can be read. The message shows the adapter.
+
+    A numpy layer that holds no parameters (an activation of that style) cannot take a step:
+    the name of the learning rate is returned, for backward to be called with it set to 0.
+    """
     try:
         signature = inspect.signature(module.backward)
     except (AttributeError, TypeError, ValueError):
-        return
+        return None
     for p in signature.parameters.values():
         if not _STEP.match(p.name) or _harmless(p.default):
             continue
         names = _parameter_names(module)
+        if not names and numpy:
+            return p.name
+        if not names:
+            raise CannotAdapt(
+                f"{type(module).__name__}.backward{signature} takes a learning rate ({p.name}) "
+                f"that gradcheck does not pass: give it a default of 0 ({p.name}=0; a layer "
+                "without parameters ignores it), or check an adapter whose backward(grad) "
+                f"calls backward(grad, {p.name}=0)"
+            )
         numpy = any(isinstance(v, np.ndarray) for v in vars(module).values())
         copy, zeros = (".copy()", "np.zeros_like") if numpy else (".clone()", "torch.zeros_like")
         own = ", ".join(f"self.layer.{n}" for n in names)

@@ -40,6 +40,7 @@ CORRECT = [
         {},
     ),
     ("dense_fast_mode", lambda: M.Dense(3, 4), (), {"mode": "fast"}),
+    ("activation_taking_a_learning_rate", M.TanhTakesALearningRate, (), {}),
 ]
 
 # (id, factory, inputs, options, the check that must fail)
@@ -301,3 +302,19 @@ def test_modules_of_unknown_origin_and_builtin_backwards():
     Anonymous = type("Anonymous", (), {"__module__": "nowhere", "forward": max, "backward": max})
     assert not is_numpy_module(Anonymous())
     assert isinstance(adapt(Anonymous()), gradcheck._adapt.Adapted)
+
+
+def test_a_parameterless_layer_taking_a_learning_rate_gets_zero_and_a_note():
+    report = gradcheck.check(M.TanhTakesALearningRate())
+    assert report.passed, report
+    assert (
+        "backward takes a learning rate (learning_rate) and the layer holds no parameters: it "
+        "was called with learning_rate=0" in report.notes
+    )
+
+    class TorchTanh(correct.Tanh):
+        def backward(self, grad, lr):
+            return super().backward(grad)
+
+    with pytest.raises(CannotAdapt, match=r"give it a default of 0 \(lr=0; a layer without"):
+        adapt(TorchTanh())
