@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,9 +156,16 @@ def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Par
             tensor = item[key]
             name = _name_of(module, tensor, names, str(index))
             return [Param(name, tensor, lambda: item.get(grad_key), holder=None, kind="holder")]
+        # {name: parameter} (an OrderedDict of Parameter objects; empty for a ReLU)
+        return [
+            p for key, value in item.items() for p in _item(module, index, (str(key), value), names)
+        ]
+    if isinstance(item, Iterator):  # a generator of a child's parameters
+        return [p for x in item for p in _item(module, index, x, names)]
     raise _unknown_item(module, index, item)
 
 
+_GRAD_METHODS = ("grad", "grads", "gradient", "gradients", "get_grads", "get_gradients")
 _VALUE_KEYS = ("value", "data", "param", "params", "weight", "tensor", "w", "p", "val")
 _GRAD_KEYS = ("grad", "gradient", "grads", "dw", "g", "d", "dvalue")
 
@@ -235,86 +242,112 @@ def _tensor_tuple(
 ) -> list[Param]:
     """One tuple of tensors: ``(w, dw)``, ``(w, b, dw, db)``, ``(w, dw, b, db)``, or ``(w, b)``
     with the gradients elsewhere."""
-    n = len(item)
-    grads = [_looks_like_grad(module, t, names) for t in item]
-    halves = n % 2 == 0 and all(item[i].shape == item[i + n // 2].shape for i in range(n // 2))
-    interleaved = n % 2 == 0 and all(item[i].shape == item[i + 1].shape for i in range(0, n, 2))
-    if any(grads):
-        if halves and grads == [False] * (n // 2) + [True] * (n // 2):
-            interleaved = False
-        elif interleaved and grads == [False, True] * (n // 2):
-            halves = False
-        elif not any(grads[: n // 2]) and halves:
-            interleaved = False
-    if interleaved:
-        pairs = [(item[i], item[i + 1]) for i in range(0, n, 2)]
-    elif halves:
-        pairs = [(item[i], item[i + n // 2]) for i in range(n // 2)]
-    else:
-        return _tensor_list(module, item, names)
-    return [
-        Param(_name_of(module, t, names, f"{index}.{k}"), t, (lambda g=g: g))
-        for k, (t, g) in enumerate(pairs)
-    ]
+    paired = _pair_up(module, item, names, str(index), lenient=len(item) == 2)
+    return paired if paired is not None else _tensor_list(module, item, names)
+
+
+def _pair_up(
+    module: Any, items: list[Tensor], names: dict[int, str], prefix: str, *, lenient: bool
+) -> list[Param] | None:
+    """Parameters paired with gradients by position, ``[w, dw, b, db]`` (interleaved) or
+    ``[w, b, dw, db]`` (halves), when the shapes pair up and the gradients' names say they are
+    gradients (``dw``, ``grad_b``, ...); a lone ``(w, dw)`` of one shape needs no names. None
+    when they do not pair."""
+    n = len(items)
+    if n < 2 or n % 2:
+        return None
+    grads = [_looks_like_grad(module, t, names) for t in items]
+    named = [bool(_name_of(module, t, names, "")) for t in items]
+    orders = (
+        ([(i, i + 1) for i in range(0, n, 2)], "interleaved"),
+        ([(i, i + n // 2) for i in range(n // 2)], "halves"),
+    )
+    for pairs, _ in orders:
+        if not all(items[a].shape == items[b].shape for a, b in pairs):
+            continue
+        says = all(grads[b] and not grads[a] for a, b in pairs)
+        unnamed = not any(named[b] for _, b in pairs)
+        if says or lenient or unnamed:
+            return [
+                Param(
+                    _name_of(module, items[a], names, f"{prefix}.{k}"),
+                    items[a],
+                    (lambda g=items[b]: g),
+                )
+                for k, (a, b) in enumerate(pairs)
+            ]
+    return None
+
+
+def _grad_method(module: Any, items: list[Tensor]) -> list[Param] | None:
+    """Gradients from a method beside ``param()``: ``grad()``, ``grads()``, ``gradients()``,
+    returning one tensor per parameter, in order and of the same shapes."""
+    for name in _GRAD_METHODS:
+        method = getattr(module, name, None)
+        if not callable(method):
+            continue
+        try:
+            grads = list(method())
+        except Exception:
+            continue
+        if len(grads) == len(items) and all(
+            isinstance(g, Tensor) and g.shape == t.shape for g, t in zip(grads, items, strict=True)
+        ):
+            return [
+                Param(
+                    _find_name(module, t) or str(i),
+                    t,
+                    (lambda m=method, i=i: _nth(m, i)),
+                    kind="method",
+                )
+                for i, t in enumerate(items)
+            ]
+    return None
+
+
+def _nth(method: Callable[[], Any], i: int) -> Tensor | None:
+    try:
+        grads = list(method())
+    except Exception:
+        return None
+    return grads[i] if i < len(grads) and isinstance(grads[i], Tensor) else None
 
 
 def _tensor_list(module: Any, items: list[Tensor], names: dict[int, str]) -> list[Param]:
-    """A list of tensors alone: ``[w, dw, b, db]`` when they pair up by shape (and the names do
-    not say otherwise), else parameters whose gradient is an attribute named after them or
+    """A list of tensors alone: gradients in attributes named after them; else paired by
+    position (``[w, dw, b, db]``, ``[w, b, dw, db]``); else from a ``grad()`` method; else
     their ``.grad``."""
-    n = len(items)
     located = [_locate(module, t) for t in items]
     attribute_grads = [
         loc is not None and _grad_attribute(loc[0], loc[1], t) is not None
         for t, loc in zip(items, located, strict=True)
     ]
-    pairs = (
-        n >= 2 and n % 2 == 0 and all(items[i].shape == items[i + 1].shape for i in range(0, n, 2))
-    )
-    if pairs and not all(attribute_grads):
-        grads = [_looks_like_grad(module, t, names) for t in items]
-        if not any(grads[0::2]):
-            return [
-                Param(
-                    _name_of(module, items[i], names, str(i // 2)),
-                    items[i],
-                    (lambda g=items[i + 1]: g),
-                )
-                for i in range(0, n, 2)
-            ]
+    if not all(attribute_grads):
+        found = _pair_up(module, items, names, "", lenient=False) or _grad_method(module, items)
+        if found is not None:
+            return found
     params = []
     for i, (t, loc) in enumerate(zip(items, located, strict=True)):
         name = _name_of(module, t, names, str(i))
-        if loc is not None and attribute_grads[i]:
-            owner, attr = loc
-            params.append(
-                Param(
-                    name,
-                    t,
-                    (lambda o=owner, a=attr, t=t: _grad_attribute(o, a, t)),
-                    kind="attribute",
-                )
-            )
-        elif loc is not None:
-            owner, attr = loc
-            # Not there yet, perhaps: backward may create it. Look again each time.
-            params.append(
-                Param(
-                    name,
-                    t,
-                    (
-                        lambda o=owner, a=attr, t=t: (
-                            _grad_attribute(o, a, t)
-                            if _grad_attribute(o, a, t) is not None
-                            else t.grad
-                        )
-                    ),
-                    kind="attribute",
-                )
-            )
-        else:
+        if loc is None:
             params.append(Param(name, t, (lambda t=t: t.grad), kind=".grad"))
+            continue
+        owner, attr = loc
+        # The attribute may not be there yet (backward makes it): look again each time.
+        params.append(
+            Param(
+                name,
+                t,
+                (lambda o=owner, a=attr, t=t: _attribute_or_grad(o, a, t)),
+                kind="attribute" if attribute_grads[i] else ".grad",
+            )
+        )
     return params
+
+
+def _attribute_or_grad(owner: Any, attr: str, tensor: Tensor) -> Tensor | None:
+    found = _grad_attribute(owner, attr, tensor)
+    return found if found is not None else tensor.grad
 
 
 def _named_parameters(module: Any) -> list[Param]:

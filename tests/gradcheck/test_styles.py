@@ -22,6 +22,19 @@ CORRECT = [
     ("value_objects", lambda: styles.ValueObjectsLinear(3, 2), (), {}, ["weight", "bias"]),
     ("empty_generator", styles.GeneratorTanh, (), {}, []),
     ("none_pair", styles.NonePairReLU, (), {}, []),
+    ("generator_of_dicts", lambda: styles.OrderedDictLinear(3, 2), (), {}, ["weight", "bias"]),
+    (
+        "generator_of_generators",
+        lambda: styles.OrderedDictSequential(
+            styles.OrderedDictLinear(3, 4), styles.EmptyDictTanh()
+        ),
+        (),
+        {},
+        ["weight", "bias"],
+    ),
+    ("flat_halves", lambda: styles.FlatHalvesLinear(3, 2), (), {}, ["w", "b"]),
+    ("grad_method", lambda: styles.GradMethodLinear(3, 2), (), {}, ["w", "b"]),
+    ("same_shape_parameters", styles.ScaleShift, (), {}, ["gamma", "beta"]),
     ("dict_of_objects", lambda: styles.DictLinear(3, 2), (), {}, ["weight", "bias"]),
     ("tensors_only", lambda: styles.TensorsOnlyLinear(3, 2), (), {}, ["weight", "bias"]),
     ("gradients_made_in_backward", lambda: styles.LossWrtLinear(3, 2), (), {}, ["w", "b"]),

@@ -551,3 +551,90 @@ class InplaceReLU:
 
     def backward(self, grad):
         return grad * self.mask
+
+
+class OrderedDictLinear(ValueObjectsLinear):
+    """``param()`` is a generator yielding one dict of parameter objects per module."""
+
+    def param(self):
+        yield {"weight": self.weight, "bias": self.bias}
+
+
+class OrderedDictSequential:
+    """A generator of the children's generators; a parameterless child yields an empty dict."""
+
+    def __init__(self, *children) -> None:
+        self.children = children
+
+    def forward(self, x):
+        for child in self.children:
+            x = child.forward(x)
+        return x
+
+    def backward(self, grad):
+        for child in reversed(self.children):
+            grad = child.backward(grad)
+        return grad
+
+    def param(self):
+        for child in self.children:
+            yield child.param()
+
+
+class EmptyDictTanh(GeneratorTanh):
+    def param(self):
+        yield {}
+
+
+class FlatHalvesLinear(_Affine):
+    """``param()`` returns ``[w, b, dw, db]``: parameters first, then their gradients."""
+
+    def param(self):
+        return [self.w, self.b, self.dw, self.db]
+
+
+class GradMethodLinear:
+    """``param()`` lists the tensors; ``grad()`` returns their gradients in the same order."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        self.w = _randn(n_in, n_out)
+        self.b = _randn(n_out, seed=1)
+        self._gw = torch.zeros(n_in, n_out)
+        self._gb = torch.zeros(n_out)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w + self.b
+
+    def backward(self, grad):
+        self._gw += self.x.T @ grad
+        self._gb += grad.sum(0)
+        return grad @ self.w.T
+
+    def param(self):
+        return [self.w, self.b]
+
+    def grad(self):
+        return [self._gw, self._gb]
+
+
+class ScaleShift:
+    """Two parameters of one shape, gradients in ``.grad``: never taken for a (w, dw) pair."""
+
+    def __init__(self, d: int = 3) -> None:
+        self.gamma = _randn(d)
+        self.beta = _randn(d, seed=1)
+        self.gamma.grad = torch.zeros(d)
+        self.beta.grad = torch.zeros(d)
+
+    def forward(self, x):
+        self.x = x
+        return x * self.gamma + self.beta
+
+    def backward(self, grad):
+        self.gamma.grad += (grad * self.x).sum(0)
+        self.beta.grad += grad.sum(0)
+        return grad * self.gamma
+
+    def param(self):
+        return [self.gamma, self.beta]
