@@ -383,9 +383,8 @@ def adapt(module: Any, *, batch_dim: int = 0, target_first: bool | None = None) 
 
     if is_numpy_module(module):
         return NumpyAdapted(module, batch_dim=batch_dim, target_first=target_first)
-    adapted = Adapted(module, batch_dim=batch_dim, target_first=target_first)
-    refuse_learning_rate(module)
-    return adapted
+    refuse_learning_rate(module)  # before the protocol's checks: its message shows the adapter
+    return Adapted(module, batch_dim=batch_dim, target_first=target_first)
 
 
 def _describe(module: Any) -> str:

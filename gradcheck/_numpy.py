@@ -57,6 +57,7 @@ from gradcheck._numpy_params import (
     short,
     walk,
 )
+from gradcheck.inputs import loss_defaults
 
 __all__ = [
     "NumpyAdapted",
@@ -139,15 +140,80 @@ def is_numpy_module(module: Any) -> bool:
     return False
 
 
+def _required(function: Any) -> list[str]:
+    """The required positional parameters of ``function`` (none when it cannot be inspected)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+
+
+#: A per-sample loss's backward names its second parameter so.
+_TARGET_NAMES = frozenset({"y", "y_true", "target", "targets", "labels", "label", "t", "truth"})
+
+
+class _PerSampleLoss:
+    """What the protocol's validation sees of a per-sample loss: ``forward(prediction, target)``
+    and a ``backward()`` of the loss (the adapter calls the real ``backward(dvalues, y)``)."""
+
+    def forward(self, prediction: Any, target: Any) -> Any:  # pragma: no cover - never called
+        raise NotImplementedError
+
+    def backward(self) -> Any:  # pragma: no cover - never called
+        raise NotImplementedError
+
+
+class _IgnoredStep:
+    """What the protocol's validation sees of a layer whose ``backward(grad, lr)`` ignores its
+    learning rate: ``backward(grad)`` (the adapter passes ``lr=0`` to the real one)."""
+
+    def forward(self, x: Any) -> Any:  # pragma: no cover - never called
+        raise NotImplementedError
+
+    def backward(self, grad: Any) -> Any:  # pragma: no cover - never called
+        raise NotImplementedError
+
+
 class NumpyAdapted(Adapted):
     """A module on numpy arrays reached through the checker's interface (module docstring)."""
 
     def __init__(
         self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
     ) -> None:
-        super().__init__(module, batch_dim=batch_dim, target_first=target_first)
         #: A learning rate backward takes and, holding no parameters, ignores: passed as 0.
         self._step = refuse_learning_rate(module, numpy=True)
+        # The protocol's own validation sees such a layer as the backward(grad) it amounts to.
+        #: A loss in the "from scratch" book's style: forward returns per-sample losses (their
+        #: mean is the loss, ``calculate()`` where it has one), backward(dvalues, y_true).
+        backward = _required(getattr(module, "backward", None))
+        self._per_sample = (
+            len(backward) == 2
+            and len(_required(getattr(module, "forward", None))) == 2
+            and backward[1].lower() in _TARGET_NAMES
+        )
+        shown: Any = module
+        if self._step:
+            shown = _IgnoredStep()
+        elif self._per_sample:
+            shown = _PerSampleLoss()
+        super().__init__(shown, batch_dim=batch_dim, target_first=target_first)
+        self.module = module
+        self._loss_args: list[Any] = []
+        if self._per_sample:
+            self.notes.append(
+                "a per-sample loss: its value is "
+                + (
+                    "calculate(prediction, target)"
+                    if hasattr(module, "calculate")
+                    else "the mean of forward(prediction, target)"
+                )
+                + ", its gradient the dinputs of backward(dvalues, target)"
+            )
         if self._step:
             self.notes.append(
                 f"backward takes a learning rate ({self._step}) and the layer holds no "
@@ -159,13 +225,32 @@ class NumpyAdapted(Adapted):
         self._backwards = 0
         self._grad_attr: str | None = None
 
+    def loss_defaults(self) -> tuple[str, tuple[float, float] | None]:
+        """A loss's target kind and input range: by its name, and a per-sample cross-entropy
+        that is not fused with a softmax takes probabilities (the book's clips them)."""
+        kind, input_range = loss_defaults(self.module)
+        name = type(self.module).__name__.lower().replace("_", "")
+        if self._per_sample and "crossentropy" in name and "softmax" not in name:
+            note = "a cross-entropy on probabilities: predictions were drawn in (0.05, 0.95)"
+            if note not in self.notes:
+                self.notes.append(note)
+            return kind, input_range or (0.05, 0.95)
+        return kind, input_range
+
     # -- forward and backward ------------------------------------------------------------------
 
     def forward(self, *args: Any) -> Any:
         if self.target_first and len(args) == 2:
             args = (args[1], args[0])
         seed_numpy()
-        out = self.module.forward(*numpy_views(args))
+        arrays = numpy_views(args)
+        if self._per_sample:
+            self._loss_args = arrays
+            calculate = getattr(self.module, "calculate", None)
+            if callable(calculate):
+                return to_tensor(calculate(*arrays))
+            return to_tensor(np.mean(self.module.forward(*arrays)))
+        out = self.module.forward(*arrays)
         if out is None:
             out = self._kept("forward", _OUTPUT_NAMES)
         return to_tensor(out)
@@ -176,7 +261,13 @@ class NumpyAdapted(Adapted):
             p.before_backward()
         self._backwards += 1
         seed_numpy(7919 * self._backwards)
-        if self.is_loss:
+        if self._per_sample:
+            # backward(dvalues, y_true): dvalues are what forward kept as its output (a softmax
+            # fused with its loss), else the prediction forward was given.
+            kept = vars(self.module).get("output")
+            first = kept if isinstance(kept, np.ndarray) else self._loss_args[0]
+            result = self.module.backward(first, self._loss_args[1])
+        elif self.is_loss:
             result = self.module.backward()
         else:
             step = {self._step: 0.0} if self._step else {}

@@ -41,6 +41,8 @@ CORRECT = [
     ),
     ("dense_fast_mode", lambda: M.Dense(3, 4), (), {"mode": "fast"}),
     ("activation_taking_a_learning_rate", M.TanhTakesALearningRate, (), {}),
+    ("per_sample_loss_on_probabilities", M.PerSampleCrossEntropyLoss, (), {}),
+    ("softmax_fused_with_its_loss", M.SoftmaxWithCrossEntropy, (), {}),
 ]
 
 # (id, factory, inputs, options, the check that must fail)
@@ -60,6 +62,13 @@ BROKEN = [
     ("sigmoid_writes_output", M.SigmoidWritesOutput, (), {}, gradcheck.OUTPUT_MUTATION),
     ("dropout_new_mask_in_backward", M.DropoutNewMaskInBackward, (), {}, gradcheck.DETERMINISM),
     ("mse_missing_two", M.MSELossMissingTwo, (), {}, gradcheck.INPUT_GRADIENT),
+    (
+        "per_sample_loss_gradient_of_the_sum",
+        M.PerSampleCrossEntropyLossNotNormalised,
+        (),
+        {},
+        gradcheck.INPUT_GRADIENT,
+    ),
 ]
 
 
@@ -318,3 +327,20 @@ def test_a_parameterless_layer_taking_a_learning_rate_gets_zero_and_a_note():
 
     with pytest.raises(CannotAdapt, match=r"give it a default of 0 \(lr=0; a layer without"):
         adapt(TorchTanh())
+
+
+def test_per_sample_losses_say_how_they_were_read():
+    report = gradcheck.check(M.PerSampleCrossEntropyLoss())
+    assert report.options["input_shapes"] == [[4, 3], [4]]
+    assert (
+        "a per-sample loss: its value is calculate(prediction, target), its gradient the "
+        "dinputs of backward(dvalues, target)" in report.notes
+    )
+    assert "a cross-entropy on probabilities: predictions were drawn in (0.05, 0.95)" in (
+        report.notes
+    )
+    adapted = adapt(M.PerSampleCrossEntropyLoss())
+    assert adapted.loss_defaults() == adapted.loss_defaults() == ("class", (0.05, 0.95))
+    assert len(adapted.notes) == 2
+    fused = gradcheck.check(M.SoftmaxWithCrossEntropy())
+    assert any("the mean of forward(prediction, target)" in n for n in fused.notes)

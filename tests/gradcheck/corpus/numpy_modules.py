@@ -254,3 +254,43 @@ class TanhTakesALearningRate:
 
     def backward(self, dout, learning_rate):
         return dout * (1 - self.y**2)
+
+
+class PerSampleCrossEntropyLoss:
+    """The "from scratch" book's loss protocol: forward returns one loss per sample of
+    probabilities (clipped), calculate() their mean, backward(dvalues, y_true) sets dinputs."""
+
+    def forward(self, y_pred, y_true):
+        clipped = np.clip(y_pred, 1e-7, 1 - 1e-7)
+        return -np.log(clipped[np.arange(len(y_pred)), y_true])
+
+    def calculate(self, output, y):
+        return np.mean(self.forward(output, y))
+
+    def backward(self, dvalues, y_true):
+        samples = len(dvalues)
+        onehot = np.eye(dvalues.shape[1])[y_true]
+        self.dinputs = -onehot / dvalues / samples
+
+
+class SoftmaxWithCrossEntropy:
+    """A softmax fused with its loss: forward(logits, y_true) returns the mean loss and keeps
+    self.output; backward(dvalues, y_true) takes that output."""
+
+    def forward(self, inputs, y_true):
+        exp = np.exp(inputs - inputs.max(axis=1, keepdims=True))
+        self.output = exp / exp.sum(axis=1, keepdims=True)
+        return -np.mean(np.log(self.output[np.arange(len(inputs)), y_true]))
+
+    def backward(self, dvalues, y_true):
+        self.dinputs = dvalues.copy()
+        self.dinputs[np.arange(len(dvalues)), y_true] -= 1
+        self.dinputs = self.dinputs / len(dvalues)
+
+
+class PerSampleCrossEntropyLossNotNormalised(PerSampleCrossEntropyLoss):
+    """The gradient of the sum of the per-sample losses, not of their mean."""
+
+    def backward(self, dvalues, y_true):
+        super().backward(dvalues, y_true)
+        self.dinputs = self.dinputs * len(dvalues)
