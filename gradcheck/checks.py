@@ -50,7 +50,7 @@ from gradcheck.names import (
     ZERO_GRAD,
 )
 from gradcheck.report import GradcheckError, Report
-from gradcheck.session import ModuleFailed, Options, Session, exception_text
+from gradcheck.session import USER_ERRORS, ModuleFailed, Options, Session, exception_text
 
 __all__ = [
     "ACCUMULATION",
@@ -146,7 +146,7 @@ def _validate(
 def _describe(module: Any) -> str:
     try:
         text = repr(module)
-    except Exception:
+    except USER_ERRORS:
         text = ""
     if not text or (text.startswith("<") and " at 0x" in text) or len(text) > 80 or "\n" in text:
         return type(module).__name__
@@ -270,13 +270,13 @@ def _fit_default_input(
     try:
         attempt(args[0])
         return None
-    except Exception as exc:
+    except USER_ERRORS as exc:
         problem = exception_text(exc)
     shape = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
     image = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
     try:
         attempt(image)
-    except Exception:
+    except USER_ERRORS:
         return None  # the (N, D) input it is: the checks report the module's exception
     drawn = tuple(args[0].shape)
     args[0] = image
@@ -301,7 +301,7 @@ def _fit_loss_input(
     try:
         attempt(args[0], args[1])
         return None
-    except Exception as exc:
+    except USER_ERRORS as exc:
         problem = exception_text(exc)
     drawn = tuple(args[0].shape)
     image = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
@@ -311,7 +311,7 @@ def _fit_loss_input(
         target = target.to(args[0].dtype) if target.is_floating_point() else target
         try:
             attempt(prediction, target)
-        except Exception:
+        except USER_ERRORS:
             continue
         args[0], args[1] = prediction, target
         return (
@@ -330,13 +330,13 @@ def _fit_class_target(adapted: Adapted, args: list[Any], seed: int) -> str | Non
         if isinstance(out, Tensor) and bool(torch.isfinite(out).all()):
             return None
         problem = "its forward returned no finite value"
-    except Exception as exc:
+    except USER_ERRORS as exc:
         problem = f"its forward raised {exception_text(exc)}"
     soft = make_target(args[0], kind="prob", seed=seed).to(args[0].dtype)
     torch.default_generator.manual_seed(seed)
     try:
         out = adapted.forward(args[0], soft)
-    except Exception:
+    except USER_ERRORS:
         return None  # class targets it is: the forward check reports the module's exception
     if not isinstance(out, Tensor):
         return None
@@ -512,7 +512,7 @@ def check(
         except CannotAdapt as exc:
             report.unsupported = str(exc)
             return report
-        except Exception as exc:
+        except USER_ERRORS as exc:
             report.unsupported = f"listing its parameters raised {exception_text(exc)}"
             return report
         note = None

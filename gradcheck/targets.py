@@ -37,6 +37,7 @@ from gradcheck._target_derive import (
 from gradcheck._target_imports import import_dotted, load_file, load_package, lookup
 from gradcheck._target_parse import Call, Items, TargetError, format_target, parse_target
 from gradcheck.inputs import DEFAULT_FEATURES
+from gradcheck.session import USER_ERRORS, exception_text
 
 __all__ = [
     "Target",
@@ -111,9 +112,9 @@ def _instantiate(value: Any, namespace: types.ModuleType | None) -> Any:
         kwargs = {k: _instantiate(a, namespace) for k, a in value.kwargs}
         try:
             return obj(*args, **kwargs)
-        except Exception as error:
+        except USER_ERRORS as error:  # its exceptions, and a sys.exit() from it
             raise TargetError(
-                f"constructing {format_target(value)} failed: {type(error).__name__}: {error}"
+                f"constructing {format_target(value)} failed: {exception_text(error)}"
             ) from None
     if isinstance(value, Items):
         return value.kind(_instantiate(item, namespace) for item in value.items)

@@ -78,7 +78,9 @@ def student(tmp_path: Path, monkeypatch) -> Path:
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:
-    status = main(list(argv))
+    """main() in-process: these tests are about verdicts and printing; test_isolation.py and
+    test_hostile.py run the default, isolated path."""
+    status = main([*argv, "--no-isolate"])
     captured = capsys.readouterr()
     return status, captured.out + captured.err
 
@@ -263,7 +265,7 @@ def test_help_exits_0_and_documents_the_target_forms(capsys):
 
 
 def json_run(capsys, *argv: str) -> tuple[int, dict]:
-    status = main([*argv, "--json"])
+    status = main([*argv, "--json", "--no-isolate"])
     return status, json.loads(capsys.readouterr().out)
 
 
