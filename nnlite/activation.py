@@ -134,11 +134,16 @@ class ReLU(_Activation):
         mask instead of a second activation-sized tensor; the operations per element, and so
         the bits, are :meth:`_derivative`'s.
         """
-        if grad_output.numel() <= _SLICE:
-            return self.backward(grad_output)
-        y = self._saved(self._output)
-        grad_output = self._check_grad(grad_output, y.shape, y.dtype)
-        if not (grad_output.is_contiguous() and y.is_contiguous()):
+        y = self._output
+        if (
+            y is None
+            or grad_output.dtype is not y.dtype
+            or grad_output.shape != y.shape
+            or grad_output.requires_grad
+        ):
+            y = self._saved(y)
+            grad_output = self._check_grad(grad_output, y.shape, y.dtype)
+        if grad_output.numel() <= _SLICE or not (grad_output.is_contiguous() and y.is_contiguous()):
             return self._derivative(grad_output, None, y)
         zero = scalar(0.0, y)
         flat_grad, flat_y = grad_output.view(-1), y.view(-1)

@@ -59,6 +59,10 @@ class Sequential(Module):
             and _declares(module, "_backward_in_place")
             for i, module in enumerate(modules)
         ]  # fmt: skip
+        self._options_plan = [
+            type(module)._backward_options if isinstance(module, Module) else None
+            for module in modules
+        ]
 
     def forward(self, input: Tensor) -> Tensor:
         modules, plan = self._modules, self._forward_plan
@@ -95,17 +99,19 @@ class Sequential(Module):
         """Module ``index``'s backward, with the reuse and the options it declares."""
         modules = self._modules
         module = modules[index]
+        accepts = self._options_plan[index]  # None for an object that is not a Module
         if self._backward_plan[index] and _unwrapped(modules[index + 1], "backward", module):
             grad = module._backward_owned(grad)
+        elif (input_grad and not free_cache) or not accepts or "backward" in module.__dict__:
+            grad = module.backward(grad)
         else:
-            accepts = _declares(module, "_backward_options") and "backward" not in module.__dict__
             options = {}
-            if accepts and not input_grad and "input_grad" in module._backward_options:
+            if not input_grad and "input_grad" in accepts:
                 options["input_grad"] = False
-            if accepts and free_cache and "free_cache" in module._backward_options:
+            if free_cache and "free_cache" in accepts:
                 options["free_cache"] = True
             grad = module.backward(grad, **options)
-        if free_cache and isinstance(module, Module):
+        if free_cache and accepts is not None:
             module._clear_cache()
         return grad
 
@@ -119,7 +125,7 @@ class Sequential(Module):
 
     def append(self, module: Module) -> Sequential:
         _check_module(module, len(self._modules), self._modules)
-        if any(inner is self for inner in module.modules()):
+        if isinstance(module, Module) and any(inner is self for inner in module.modules()):
             raise ValueError(
                 "Sequential.append: the module is or holds this Sequential, which would then "
                 "run itself forever; append a new Sequential instead"

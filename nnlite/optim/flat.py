@@ -41,13 +41,13 @@ class FlatLayout:
         self.grads = _buffer_at(grads[0], size)
         self._params, self._grads = params, grads
         self._state: dict[str, tuple[Tensor, list[Tensor]]] = {}
-        self._param_pointers = list(map(Tensor.data_ptr, params))
-        self._grad_pointers = list(map(Tensor.data_ptr, grads))
+        self._tensors = params + grads
+        self._pointers = list(map(Tensor.data_ptr, self._tensors))
+        self._grad_pointers = self._pointers[len(params) :]
 
     def in_force(self) -> bool:
         """Whether every parameter and gradient is still its view of the flat buffers."""
-        params_in_place = list(map(Tensor.data_ptr, self._params)) == self._param_pointers
-        return params_in_place and self.grads_in_force()
+        return list(map(Tensor.data_ptr, self._tensors)) == self._pointers
 
     def grads_in_force(self) -> bool:
         """Whether every gradient is still its view of the flat gradient buffer."""
