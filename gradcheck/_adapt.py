@@ -157,10 +157,40 @@ def is_loss(module: Any) -> bool:
     signature = _signature(backward)
     if signature is None:
         return False
-    if not signature.parameters:
-        return True
     forward = _required_positional(getattr(module, "forward", None))
+    if not signature.parameters:
+        # backward(self): a loss, unless its forward takes exactly one input (a layer that
+        # reads its upstream gradient from elsewhere, which the checker cannot drive).
+        return forward is None or len(forward) != 1
     return forward is not None and len(forward) == 2 and _needs_no_argument(backward)
+
+
+_LEARNING_RATE = re.compile(r"^(lr|learning_?rate|eta|step|optim|alpha)", re.IGNORECASE)
+
+
+def _refuse_unusual_backward(module: Any, loss: bool) -> None:
+    """A backward the checker cannot call as the protocol says: one that needs more than the
+    upstream gradient (a cache, a learning rate), or a layer's that takes none."""
+    if loss:
+        return
+    required = _required_positional(module.backward)
+    if required is None:
+        return
+    steps = [n for n in required[1:] if _LEARNING_RATE.match(n)]
+    if len(required) > 1 and not steps:  # a learning rate is refused with its own adapter
+        raise CannotAdapt(
+            f"{_describe(module)}.backward needs {len(required)} arguments "
+            f"({', '.join(required)}); the protocol's backward takes the upstream gradient alone "
+            "(a backward that also takes a cache or a learning rate and updates its own weights "
+            f"cannot be driven as it is). Otherwise {ADAPTER}"
+        )
+    signature = _signature(module.backward)
+    if not required and signature is not None and not signature.parameters:
+        raise CannotAdapt(
+            f"{_describe(module)}.backward() takes no upstream gradient, and its forward takes "
+            "one input: it is neither a layer (backward(grad)) nor a loss (forward(prediction, "
+            f"target)); it cannot be driven as it is. Otherwise {ADAPTER}"
+        )
 
 
 def _is_target_first(module: Any) -> bool:
@@ -187,6 +217,7 @@ class Adapted:
                 )
         self.module = module
         self.is_loss = is_loss(module)
+        _refuse_unusual_backward(module, self.is_loss)
         self.batch_dim = batch_dim
         self.target_first = (
             bool(target_first)
@@ -299,6 +330,7 @@ class TorchAdapted(Adapted):
     def __init__(self, module: torch.nn.Module, *, batch_dim: int = 0) -> None:
         self.module = module
         self.is_loss = is_loss(module)
+        _refuse_unusual_backward(module, self.is_loss)
         self.batch_dim = batch_dim
         self.target_first = False
         self.notes = []

@@ -30,7 +30,15 @@ from gradcheck.names import (
     ZERO_GRAD,
 )
 from gradcheck.report import CheckResult
-from gradcheck.session import USER_ERRORS, ModuleFailed, Session, equal, raised, shape_text
+from gradcheck.session import (
+    USER_ERRORS,
+    ModuleFailed,
+    Session,
+    Unsupported,
+    equal,
+    raised,
+    shape_text,
+)
 
 __all__ = [
     "Unsupported",
@@ -53,10 +61,6 @@ _CAST = re.compile(
     r"\.(float|double|half)\(\)|dtype\s*=\s*torch\.\w+|torch\.(Float|Double|Half)Tensor"
     r"|\.type\(\s*torch\.\w+"
 )
-
-
-class Unsupported(Exception):
-    """The module cannot be checked as it is (the report says why, and what to do)."""
 
 
 def _scaled_close(a: Tensor, b: Tensor, atol: float, rtol: float) -> Tensor:

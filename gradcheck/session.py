@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gradcheck._adapt import Adapted, Param
+from gradcheck._params import ADAPTER
 from gradcheck.names import PARAMETERS
 from gradcheck.report import CheckResult, Report
 
@@ -23,6 +24,7 @@ __all__ = [
     "ModuleFailed",
     "Options",
     "Session",
+    "Unsupported",
     "USER_ERRORS",
     "equal",
     "exception_text",
@@ -51,6 +53,10 @@ class Options:
 #: What the module's code may raise and the checker reports as the module's failure: its
 #: exceptions, and a ``sys.exit`` or ``KeyboardInterrupt`` from it (never the end of the run).
 USER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
+
+class Unsupported(Exception):
+    """The module cannot be checked as it is (the report says why, and what to do)."""
 
 
 class ModuleFailed(Exception):
@@ -154,6 +160,14 @@ class Session:
             out = self.adapted.forward(*self.call_args())
         except USER_ERRORS as exc:
             raise raised(check, "forward", exc) from exc
+        if isinstance(out, tuple | list) and any(isinstance(o, Tensor) for o in out):
+            kinds = ", ".join(type(o).__name__ for o in out)
+            raise Unsupported(
+                f"forward returned a {type(out).__name__} of {len(out)} ({kinds}); the protocol's "
+                "forward returns the output tensor alone. A forward returning (output, cache) "
+                "or (output, loss) needs an adapter whose forward returns the output: "
+                f"{ADAPTER}"
+            )
         if not isinstance(out, Tensor):
             hint = " (a missing `return`?)" if out is None else ""
             raise ModuleFailed(

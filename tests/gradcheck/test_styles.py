@@ -236,3 +236,24 @@ def test_package_mode_checks_an_inplace_layer_out_of_place_as_torch_defaults_to(
     assert call.kwargs == (("inplace", False),)
     assert gradcheck.check(styles.InplaceReLU(inplace=False)).passed
     assert not gradcheck.check(styles.InplaceReLU()).passed
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (
+            lambda: styles.ReturnsOutputAndCache(3, 2),
+            "forward returned a tuple of 2 (Tensor, Tensor)",
+        ),
+        (lambda: styles.BackwardTakesTheCache(3, 2), "backward needs 2 arguments (grad, cache)"),
+        (styles.BackwardReadsItsOwnError, "takes no upstream gradient, and its forward takes one"),
+    ],
+    ids=["forward_returns_output_and_cache", "backward_takes_a_cache", "backward_takes_nothing"],
+)
+def test_a_protocol_the_checker_cannot_drive_cannot_be_checked_and_shows_the_adapter(
+    factory, message
+):
+    report = gradcheck.check(factory())
+    assert not report.checkable and not report.passed
+    assert message in report.unsupported
+    assert "class Adapter" in report.unsupported

@@ -638,3 +638,26 @@ class ScaleShift:
 
     def param(self):
         return [self.gamma, self.beta]
+
+
+class ReturnsOutputAndCache(PairLinear):
+    """forward returns ``(output, cache)``: the functional style, in a class."""
+
+    def forward(self, x):
+        return super().forward(x), x
+
+
+class BackwardTakesTheCache(PairLinear):
+    def backward(self, grad, cache):
+        return super().backward(grad)
+
+
+class BackwardReadsItsOwnError:
+    """A layer whose backward() takes nothing: it reads the upstream gradient from elsewhere."""
+
+    def forward(self, x):
+        self.y = torch.tanh(x)
+        return self.y
+
+    def backward(self):
+        return self.error * (1 - self.y**2)
