@@ -12,7 +12,13 @@ from typing import Any
 
 from gradcheck._target_parse import Call, Items
 
-__all__ = ["derive_arguments", "is_abstract", "is_module_class", "required_parameters"]
+__all__ = [
+    "derive_arguments",
+    "is_abstract",
+    "is_model_wrapper",
+    "is_module_class",
+    "required_parameters",
+]
 
 _IN_NAMES = frozenset(
     {
@@ -133,6 +139,8 @@ _FIXED = {
 _WRAPPED = frozenset(
     {"module", "layer", "block", "inner", "submodule", "sublayer", "net", "fn", "function"}
 )
+#: Methods a container is filled with after construction (``model.add(Linear(2, 3))``).
+_ADDERS = ("add", "add_layer", "add_module", "append")
 #: Constructor parameters that take the list of layers of a container.
 _LAYER_LISTS = frozenset(
     {
@@ -238,9 +246,23 @@ def required_parameters(cls: type) -> tuple[list[inspect.Parameter], bool]:
     required = [p for p in parameters if p.default is p.empty and p.kind not in variadic]
     kinds = {p.kind for p in parameters}
     container = (
-        inspect.Parameter.VAR_POSITIONAL in kinds and inspect.Parameter.VAR_KEYWORD not in kinds
-    ) or _takes_layer_list(required)
+        (inspect.Parameter.VAR_POSITIONAL in kinds and inspect.Parameter.VAR_KEYWORD not in kinds)
+        or _takes_layer_list(required)
+        or (
+            not required
+            and not _is_torch_module_class(cls)
+            and any(callable(getattr(cls, m, None)) for m in _ADDERS)
+        )
+    )
     return required, container
+
+
+def is_model_wrapper(cls: type) -> bool:
+    """Whether ``cls`` is a project's model (the course's ``Model`` with ``train`` and
+    ``predict``, or ``load_pretrained_model``), not a layer: package mode skips it."""
+    return callable(getattr(cls, "load_pretrained_model", None)) or (
+        callable(getattr(cls, "predict", None)) and callable(getattr(cls, "train", None))
+    )
 
 
 def _takes_layer_list(required: list[inspect.Parameter]) -> bool:
@@ -330,8 +352,8 @@ def _sized(
             continue
         if parameter.default is parameter.empty:
             args.append(value)
-        elif parameter.default is None and (key not in _FIXED and key not in _WRAPPED):
-            kwargs.append((parameter.name, value))
+        elif parameter.default is None and key not in _WRAPPED:
+            kwargs.append((parameter.name, value))  # None would break it (None + None)
     return Call(name, tuple(args), tuple(kwargs), called=True)
 
 

@@ -100,14 +100,50 @@ def load_file(path: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise TargetError(f"cannot import {path!r}: not a Python source file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        del sys.modules[name]
-        raise TargetError(f"importing {path!r} failed: {type(error).__name__}: {error}") from None
-    return module
+    for attempt in range(2):
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+            return module
+        except ModuleNotFoundError as error:
+            del sys.modules[name]
+            above = _folder_holding(folder, error.name)
+            if attempt == 0 and above is not None:
+                sys.path.insert(1, above)  # `from module import Module`, module.py a folder up
+                continue
+            raise TargetError(_missing_module(path, error)) from None
+        except Exception as error:
+            del sys.modules[name]
+            raise TargetError(
+                f"importing {path!r} failed: {type(error).__name__}: {error}"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _folder_holding(folder: str, name: str | None, levels: int = 3) -> str | None:
+    """The nearest folder above ``folder`` holding module ``name`` (a file or a package)."""
+    if not name:
+        return None
+    top = name.split(".")[0]
+    for _ in range(levels):
+        folder = os.path.dirname(folder)
+        if os.path.isfile(os.path.join(folder, top + ".py")) or os.path.isfile(
+            os.path.join(folder, top, "__init__.py")
+        ):
+            return folder
+    return None
+
+
+def _missing_module(path: str, error: ModuleNotFoundError) -> str:
+    return (
+        f"importing {path!r} failed: No module named {error.name!r}. Naming a file imports it, "
+        f"and so runs its top-level imports: install {error.name.split('.')[0]!r} in this "
+        "environment (pip install ...), run from the folder its imports expect, or name the "
+        "file that holds the layers alone"
+        if error.name
+        else f"importing {path!r} failed: {error}"
+    )
 
 
 def _package_name(path: str) -> str | None:

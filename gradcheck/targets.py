@@ -31,6 +31,7 @@ from typing import Any
 from gradcheck._target_derive import (
     derive_arguments,
     is_abstract,
+    is_model_wrapper,
     is_module_class,
     required_parameters,
 )
@@ -221,6 +222,11 @@ def _package(
             continue
         if is_abstract(obj):
             targets.append(Target(label + qualified, skipped="abstract base"))
+            continue
+        if is_model_wrapper(obj):
+            targets.append(
+                Target(label + qualified, skipped="a model (train/predict), not a layer")
+            )
             continue
         call = derive_arguments(obj, prefix, features, module, attr=attr, channels=channels)
         if call is None:

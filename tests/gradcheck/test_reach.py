@@ -248,3 +248,64 @@ def test_a_plain_folder_has_each_of_its_files_checked(tmp_path, isolated_imports
 def test_an_empty_folder_is_refused(tmp_path):
     with pytest.raises(TargetError, match="holds no .py file"):
         resolve(str(tmp_path))
+
+
+def test_a_sibling_module_one_folder_up_is_found(tmp_path, isolated_imports):
+    (tmp_path / "module.py").write_text(
+        "class Module:\n"
+        "    def forward(self, *input):\n        raise NotImplementedError\n"
+        "    def backward(self, *gradwrtoutput):\n        raise NotImplementedError\n"
+    )
+    (tmp_path / "activation").mkdir()
+    (tmp_path / "activation" / "tanh.py").write_text(
+        "import torch\nfrom module import Module\n\n"
+        "class Tanh(Module):\n"
+        "    def forward(self, x):\n        self.y = torch.tanh(x)\n        return self.y\n"
+        "    def backward(self, grad):\n        return grad * (1 - self.y**2)\n"
+    )
+    names = [t.name.rpartition(":")[2] for t in resolve(str(tmp_path / "activation" / "tanh.py"))]
+    assert names == ["Tanh"]
+
+
+def test_a_missing_third_party_import_says_what_to_install(tmp_path, isolated_imports):
+    path = tmp_path / "model.py"
+    path.write_text("import torchvisionx\n")
+    with pytest.raises(TargetError, match="No module named 'torchvisionx'.*install 'torchvisionx'"):
+        resolve(str(path))
+
+
+def test_package_mode_skips_the_projects_model_and_refuses_an_add_container(
+    tmp_path, isolated_imports
+):
+    path = tmp_path / "net.py"
+    path.write_text(
+        "class Model:\n"
+        "    def train(self, train_input, train_target, num_epochs):\n        pass\n"
+        "    def predict(self, test_input):\n        return test_input\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, grad):\n        return grad\n\n"
+        "class Network:\n"
+        "    def __init__(self):\n        self.layers = []\n"
+        "    def add(self, layer):\n        self.layers.append(layer)\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, grad):\n        return grad\n"
+    )
+    targets = {t.name.rpartition(":")[2]: t for t in resolve(str(path))}
+    assert targets["Model"].skipped == "a model (train/predict), not a layer"
+    assert "is a container, and empty it checks nothing" in targets["Network"].error
+
+
+def test_sizes_defaulting_to_none_are_derived_as_keywords():
+    class Up:
+        def __init__(self, scale_factor=None, kernel_size=None):
+            self.scale_factor, self.kernel_size = scale_factor, kernel_size
+
+        def forward(self, x):
+            return x
+
+        def backward(self, grad):
+            return grad
+
+    from gradcheck.targets import derive_arguments
+
+    assert derive_arguments(Up, "", 3, None).kwargs == (("scale_factor", 2), ("kernel_size", 3))
