@@ -231,3 +231,191 @@ def test_outcomes_pickle_with_their_reports():
 
     outcome = Outcome("t", "pass", report=gradcheck.check(Tanh()))
     assert pickle.loads(pickle.dumps(outcome)).report.to_dict() == outcome.report.to_dict()
+
+
+# ----------------------------------------------------- the child's side, run in this process
+
+
+def _fake_child(control: int = -1) -> isolate._Child:
+    import mmap
+
+    return isolate._Child(0, isolate._Job(0, "x"), control, -1, mmap.mmap(-1, 512), 0.0)
+
+
+def _child_messages(job: isolate._Job) -> list:
+    import io
+    import os
+
+    read, write = os.pipe()
+    settings = {"seed": 0, "resolving": {"features": 3, "channels": None}, "options": {}}
+    try:
+        isolate._child_job(job, write, settings, [io.StringIO()])
+    finally:
+        os.close(write)
+    child = _fake_child(read)
+    messages = isolate._messages(child)
+    os.close(read)
+    return messages
+
+
+def test_a_resolving_child_sends_the_plan_then_its_first_targets_outcome():
+    (kind, _, planned), (kind2, index, outcome) = _child_messages(isolate._Job(0, "nnlite"))
+    assert kind == "plan" and kind2 == "outcome"
+    assert planned[index].status == "check" and outcome.name == planned[index].name
+    assert outcome.status == "pass"
+
+
+def test_a_resolving_child_of_a_target_with_nothing_to_check_sends_only_the_plan():
+    [(kind, _, planned)] = _child_messages(isolate._Job(0, "nnlite.Lineer"))
+    assert kind == "plan" and planned[0].status == "error"
+
+
+def test_a_child_that_resolves_another_module_than_planned_says_so():
+    [(_, _, outcome)] = _child_messages(isolate._Job(0, "nnlite", 1, "nnlite.Other"))
+    assert outcome.status == "error" and "named other modules" in outcome.reason
+
+
+def test_a_report_that_does_not_pickle_is_sent_as_text():
+    import os
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise TypeError("no")
+
+        def __str__(self):
+            return "the report as text"
+
+    read, write = os.pipe()
+    isolate._send(write, ("outcome", 0, Outcome("t", "fail", report=Unpicklable())))
+    os.close(write)
+    [(_, _, outcome)] = isolate._messages(_fake_child(read))
+    os.close(read)
+    assert outcome.report is None and outcome.detail == "the report as text"
+
+
+def test_a_partial_message_waits_for_the_rest():
+    child = _fake_child()
+    child.control_open = False
+    child.control_data += (100).to_bytes(8, "big") + b"half"
+    assert isolate._messages(child) == []
+
+
+def test_too_much_data_from_a_child_is_that_targets_error(capsys, monkeypatch):
+    monkeypatch.setattr(isolate, "_CONTROL_BYTES", 10)
+    status, document = json_main(capsys, "nnlite.Tanh")
+    assert status == 2 and "more data than any report" in document["targets"][0]["output"]
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (40, "killed by signal 40"),
+        (24, "killed by signal 24 (SIGXCPU) during start (its CPU-time limit)"),
+        (3 << 8, "the process exited with status 3 during start"),
+    ],
+    ids=["realtime-signal", "cpu-limit", "exit"],
+)
+def test_how_a_child_died_is_said_in_words(status, words):
+    assert words in isolate._death(_fake_child(), status, 60, None)
+
+
+def test_the_address_space_is_unknown_without_proc(monkeypatch):
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(isolate, "open", no_proc, raising=False)
+    assert isolate._vm_size() == 0
+
+
+def test_a_memory_blow_up_in_a_child_names_the_limit(capsys):
+    # The child's address space is capped at its size plus 100 MB before the module runs.
+    status, document = json_main(capsys, target("GrowsAListInForward"), "--memory-limit", "100M")
+    assert status == 2
+    reason = document["targets"][0]["reason"]
+    assert "out of memory in forward" in reason and "100 MB beyond the interpreter" in reason
+
+
+# ------------------------------------------------------------------- the parent's last resorts
+
+
+def test_a_failure_of_gradcheck_itself_is_a_message_never_a_traceback(capsys, monkeypatch):
+    import gradcheck.cli as cli
+
+    def broken(args):
+        raise RuntimeError("internal")
+
+    monkeypatch.setattr(cli, "_outcomes", broken)
+    assert main(["nnlite.Tanh"]) == 2
+    assert "gradcheck failed: RuntimeError: internal (please report it)" in capsys.readouterr().err
+    status, document = json_main(capsys, "nnlite.Tanh")
+    assert status == 2 and "RuntimeError: internal" in document["error"]
+
+
+def test_json_in_process_works_without_usable_descriptors(capsys, monkeypatch):
+    import gradcheck.cli as cli
+
+    def no_dup(fd):
+        raise OSError("no descriptors")
+
+    monkeypatch.setattr(cli.os, "dup", no_dup)
+    status, document = json_main(capsys, "nnlite.Tanh", "--no-isolate")
+    assert status == 0 and document["targets"][0]["status"] == "pass"
+
+
+def test_a_junit_file_is_never_left_half_written(tmp_path, monkeypatch):
+    from gradcheck import junit
+
+    def refuse(source, destination):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(junit.os, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        junit.write_junit(str(tmp_path / "r.xml"), [Outcome("t", "pass")], 0.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_junit_failures_carry_the_modules_traceback(capsys, tmp_path):
+    path = tmp_path / "r.xml"
+    main([target("RaisesUnprintable"), "--junit-xml", str(path)])
+    capsys.readouterr()
+    failure = ET.parse(path).getroot().find("testsuite/testcase/failure")
+    assert failure.get("type") == "backward" and "Traceback" in failure.text
+
+
+def test_one_shape_given_alone_is_bounded_too():
+    from argparse import Namespace
+
+    args = Namespace(eps=None, atol=None, rtol=None, seed=0, shape=(10**7, 100), input_range=None)
+    assert "is too large" in limits.option_problems(args)[0]
+
+
+def test_run_target_reports_a_constructor_failing_afresh_and_exits_from_anywhere():
+    from gradcheck.runner import describe_exit, run_target
+    from gradcheck.targets import Target, TargetError
+
+    def fails():
+        raise TargetError("constructing X() failed: ValueError: no")
+
+    assert run_target(Target("X()", build=fails), {}).reason.startswith("constructing X()")
+    assert describe_exit(MemoryError()) == "ran out of memory (MemoryError)"
+    assert describe_exit(ValueError("v")) == "raised ValueError: v"
+
+    def exits():
+        raise KeyboardInterrupt
+
+    assert "raised KeyboardInterrupt during" in run_target(Target("Y", build=exits), {}).reason
+
+
+def test_a_module_gradcheck_cannot_understand_is_an_error_not_a_failure(capsys, tmp_path):
+    module = tmp_path / "odd.py"
+    module.write_text(
+        "class Odd:\n"
+        "    def forward(self, x):\n"
+        "        return x\n\n"
+        "    def backward(self, grad):\n"
+        "        return grad\n\n"
+        "    def param(self):\n"
+        "        return [object()]\n"
+    )
+    status, document = json_main(capsys, f"{module}:Odd")
+    assert status == 2 and document["targets"][0]["reason"].startswith("cannot be checked: ")
