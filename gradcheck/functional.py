@@ -106,6 +106,9 @@ def _guess(stem: str, name: str, shapes: list[tuple[int, ...]]) -> tuple[int, ..
     if name in ("gamma", "beta", "scale", "shift"):
         if "groupnorm" in stem and len(x) == 4:
             return (1, x[1], 1, 1)
+        w = next((s for s in shapes[1:] if len(s) >= 2), None)
+        if w is not None:  # a norm after an affine or conv layer: its outputs
+            return (w[0],) if len(w) == 4 else (w[-1],)
         return (x[1],) if len(x) == 4 else (x[-1],)
     if name == "wx":
         return (x[-1], gates * _M)

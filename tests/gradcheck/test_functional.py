@@ -453,6 +453,18 @@ def test_cli_guessed_shapes_that_do_not_fit_exit_2(layers, capsys):
         ("rnn", ["x", "h0", "Wx", "Wh", "b"], [], [(2, 3, 5), (2, 3), (5, 3), (3, 3), (3,)]),
         ("scale", ["x", "mask"], [], [(4, 5), (4, 5)]),
         (
+            "affine_bn_relu",
+            ["x", "w", "b", "gamma", "beta"],
+            [],
+            [(4, 5), (5, 3), (3,), (3,), (3,)],
+        ),
+        (
+            "conv_bn_relu",
+            ["x", "w", "b", "gamma", "beta"],
+            [],
+            [(2, 3, 5, 5), (2, 3, 3, 3), (2,), (2,), (2,)],
+        ),
+        (
             "spatial_groupnorm",
             ["x", "gamma", "beta"],
             [],
@@ -547,3 +559,13 @@ def test_readme_commands_resolve_against_cs231n_style_layers(tmp_path, layers):
         for spec in shlex.split(command):
             if spec.startswith("cs231n/layers.py") and "spatial" not in spec:  # not in the corpus
                 assert resolve(str(tmp_path / spec)), spec
+
+
+def test_cli_target_class_gives_a_loss_of_any_name_integer_labels(tmp_path, capsys):
+    path = tmp_path / "losses.py"
+    path.write_text(
+        "from tests.gradcheck.corpus.numpy_layers import softmax_loss\n\n"
+        "def my_loss(x, y):\n    return softmax_loss(x, y)\n"
+    )
+    assert main([f"{path}:my_loss", "--shape", "6,4", "--target", "class"]) == 0
+    assert "PASS" in capsys.readouterr().out
