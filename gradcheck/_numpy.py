@@ -24,6 +24,11 @@ gradients by name         ``dW``, ``dw``, ``grad_W``, ``W_grad``, ``dweights``, 
                           gradcheck adds them up itself)
 the output                what forward returns; when None, ``self.output``, ``self.out``, ...
 the input gradient        what backward returns; when None, ``self.dinputs``, ``self.dx``, ...
+a per-sample loss         forward(prediction, target) returning one loss per sample (the loss
+                          is ``calculate()``, or their mean) and ``backward(dvalues, y_true)``
+                          setting ``self.dinputs``; a softmax fused with its loss
+a learning rate           ``backward(grad, lr)`` of a layer without parameters: called with 0;
+                          with parameters it updates them itself and cannot be checked
 ========================  ===================================================================
 
 numpy's global generator is seeded before every forward as torch's is (a dropout draws the same
@@ -73,7 +78,7 @@ _LISTINGS = ("param", "params", "parameters", "get_params")
 _GRAD_DICTS = ("grads", "gradients", "dparams", "d_params", "param_grads", "grad")
 #: Where a forward that returns None keeps its output; a backward its input gradient.
 _OUTPUT_NAMES = ("output", "out", "outputs", "y", "a", "activation", "result", "z")
-_INPUT_GRAD_NAMES = ("dinputs", "dinput", "dx", "grad_input", "input_grad", "dinput_", "delta")
+_INPUT_GRAD_NAMES = ("dinputs", "dinput", "dx", "grad_input", "input_grad", "delta")
 
 
 def seed_numpy(offset: int = 0) -> None:
@@ -223,7 +228,6 @@ class NumpyAdapted(Adapted):
         self._listing: str | None = None
         self._wrapped: dict[int, tuple[np.ndarray, Tensor]] = {}
         self._backwards = 0
-        self._grad_attr: str | None = None
 
     def loss_defaults(self) -> tuple[str, tuple[float, float] | None]:
         """A loss's target kind and input range: by its name, and a per-sample cross-entropy
