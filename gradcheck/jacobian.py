@@ -1,29 +1,69 @@
-"""The gradients against finite differences: every Jacobian entry, or random projections.
+"""The gradients against finite differences (or autograd), tensor by tensor.
 
-The analytical side comes from backward (one call per output entry in full mode, one per random
-upstream gradient in fast mode); the numerical side from forwards at perturbed inputs and
-parameters, written in place through numpy views in the hot loop. :mod:`gradcheck.numeric` does
-the arithmetic; this file drives the module and turns comparisons into :class:`TensorResult`.
+Per tensor, :mod:`gradcheck.budget` picks the method from the memory budget: every Jacobian
+entry (:mod:`gradcheck.full`), entry-wise vector-Jacobian products (:mod:`gradcheck.entrywise`)
+or random projections (:mod:`gradcheck.projection`); :mod:`gradcheck.oracle` compares with
+autograd instead where asked. :mod:`gradcheck.numeric` does the arithmetic; this file drives the
+methods and turns their comparisons into :class:`TensorResult` and the two checks' verdicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
+import numpy as np
 import torch
 from torch import Tensor
 
-from gradcheck import numeric
+from gradcheck import budget, hints, numeric
+from gradcheck.entrywise import compare_vjp
+from gradcheck.full import analytic_full, compare_full
 from gradcheck.names import INPUT_GRADIENT, PARAMETER_GRADIENT
-from gradcheck.report import CheckResult, TensorResult
-from gradcheck.session import ModuleFailed, Session
+from gradcheck.projection import compare_fast
+from gradcheck.report import TensorResult
+from gradcheck.session import Session
+from gradcheck.sweep import rounding_scale
 
 __all__ = ["Jacobians"]
 
+_WHAT = {
+    "full": "every Jacobian entry",
+    "vjp": "every gradient entry, by {K} vector-Jacobian products",
+    "fast": "{K} x {L} random projections",
+    "autograd": "every gradient entry against autograd, by {K} vector-Jacobian products",
+}
+
 
 def _unravel(flat: int, shape: torch.Size) -> tuple[int, ...]:
-    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), tuple(shape)))
+    # numpy's: torch.unravel_index imports torch's compiler stack on its first call (~2 s).
+    return tuple(int(i) for i in np.unravel_index(flat, tuple(shape)))
+
+
+def _percent(value: float) -> str:
+    return "-" if value != value or value == float("inf") else f"{100 * value:.2g}%"
+
+
+def sensitivity(c: numeric.Comparison, method: str) -> tuple[float, str]:
+    """The relative error that would have failed, and a sentence saying it.
+
+    Full and entry-wise: per entry, the smallest relative error of the analytical value that
+    leaves its tolerance (over the upstream gradients, the best one); the figure is the worst
+    entry's, over the entries with a non-zero numerical value. Projections: the same for an
+    error of the whole gradient.
+    """
+    num = c.numerical.abs()
+    needed = c.tolerance / num  # inf where the numerical value is 0
+    if method == "fast":
+        worst = float(needed.min()) if needed.numel() else float("inf")
+        return worst, f"an error of {_percent(worst)} over the whole gradient would fail"
+    per_entry = needed.min(dim=1).values if needed.dim() > 1 and method != "full" else needed
+    # Entries smaller than their own tolerance (rounding-level ones) cannot say anything.
+    finite = per_entry[per_entry <= 1]
+    worst = float(finite.max()) if finite.numel() else float("inf")
+    median = float(finite.median()) if finite.numel() else float("inf")
+    unit = "Jacobian entry" if method == "full" else "gradient entry"
+    return worst, (
+        f"an error of {_percent(worst)} in any {unit} would fail (half of them at "
+        f"{_percent(median)})"
+    )
 
 
 class Jacobians:
@@ -40,34 +80,79 @@ class Jacobians:
         self.dtype_eps = float(torch.finfo(dtype).eps)
         self.base = numeric.base_step(dtype, s.options.eps)
         self.screen = numeric.screening_step(dtype)
+        # check() records the budget and the oracle with the other options of the report.
+        self.max_memory = int(s.report.options.get("max_memory") or budget.DEFAULT_MAX_MEMORY)
+        self.oracle = s.report.options.get("oracle") or "finite-differences"
+        #: Per output entry, the size of its terms (its rounding error's scale), set by run().
+        self.terms = None
+        #: Per tensor, backward's measured rounding for each upstream gradient (analytic_vjp).
+        self.noise: list[Tensor] = []
         #: Per tensor name, a pattern seen in its failing entries (a factor, a flipped sign).
         self.hints: dict[str, str] = {}
+
+    def plan(self, M: int) -> list[str]:
+        """The method of every tensor; raises :class:`budget.TooLarge` before anything runs."""
+        K = 1 if self.s.adapted.is_loss else self.options.projections
+        return [
+            budget.choose(
+                self.options.mode,
+                M,
+                t.numel(),
+                K=K,
+                L=self.options.projections,
+                max_full=self.options.max_full,
+                max_memory=self.max_memory,
+                name=name,
+            )
+            for name, t in zip(self.s.names(), self.s.tensors(), strict=True)
+        ]
 
     def run(self) -> None:
         """Compare every input and parameter gradient; add the two gradient checks' verdicts."""
         assert self.s.out is not None
-        out = self.s.out
+        M = self.s.out.numel()
         self.s.report.options["step"] = self.base
-        tensors = self.s.tensors()
-        names = self.s.names()
-        M = out.numel()
-        full = [
-            self.options.mode == "full"
-            or (self.options.mode == "auto" and M * t.numel() <= self.options.max_full)
-            for t in tensors
-        ]
-        analytic_full = self.analytic_full(M) if any(full) else None
-        analytic_fast = self.analytic_fast() if not all(full) else None
+        methods = self.plan(M)
+        self.terms = rounding_scale(self.s, INPUT_GRADIENT, self.base)
+        tensors, names = self.s.tensors(), self.s.names()
+        full = [m == "full" for m in methods]
+        vs, rows = self.analytic_vjp() if not all(full) or self.oracle == "autograd" else (None, [])
+        reference = None
+        if self.oracle == "autograd":
+            from gradcheck.oracle import Reference
+
+            reference = Reference(self.s, vs)
+            if reference.reason:
+                self.s.note(
+                    f"oracle autograd not used: {reference.reason}; compared with finite "
+                    "differences instead"
+                )
+                reference = None
+        jacobians: list = []
         results = []
         for index, (name, tensor) in enumerate(zip(names, tensors, strict=True)):
             check = INPUT_GRADIENT if index < len(self.s.perturbable) else PARAMETER_GRADIENT
             if check == INPUT_GRADIENT and not self.s.returns_input_gradient:
                 continue
-            if full[index]:
-                result = self.compare_full(check, name, tensor, analytic_full[index])
-            else:
-                vs, rows = analytic_fast
-                result = self.compare_fast(check, name, tensor, vs, [r[index] for r in rows])
+            A = torch.stack([r[index].reshape(-1) for r in rows]) if rows else None
+            result = None
+            if reference is not None:
+                result = reference.compare(self, index, name, A)
+            if result is None:
+                if full[index] and not jacobians:
+                    # Only the tensors still to be compared in full: the oracle may have done
+                    # the others.
+                    keep = [f and i >= index for i, f in enumerate(full)]
+                    jacobians = analytic_full(self.s, M, keep)
+                result = self.compare(check, name, tensor, methods[index], vs, A, jacobians, index)
+                if reference is not None and result.passed:
+                    self.s.note(
+                        f"autograd disagreed with backward for {name} (error "
+                        f"{reference.disagreed[name]:.3g} x its rounding-level tolerance) but "
+                        "finite differences agree: forward may hide a step from autograd "
+                        "(.detach(), .data), or the difference is below finite differences' "
+                        "sensitivity"
+                    )
             results.append((check, result))
         for check in (INPUT_GRADIENT, PARAMETER_GRADIENT):
             mine = [r for c, r in results if c == check]
@@ -75,255 +160,103 @@ class Jacobians:
                 continue
             failed = [r for r in mine if not r.passed]
             if failed:
-                message = "backward disagrees with finite differences for " + ", ".join(
+                what = (
+                    "autograd"
+                    if all(r.mode == "autograd" for r in failed)
+                    else ("finite differences")
+                )
+                message = f"backward disagrees with {what} for " + ", ".join(
                     r.tensor for r in failed
                 )
-                hint = self.hints
-                notes = [hint[r.tensor] for r in failed if r.tensor in hint]
+                notes = [self.hints[r.tensor] for r in failed if r.tensor in self.hints]
                 if notes:
                     message += " (" + "; ".join(notes) + ")"
             else:
-                message = ", ".join(f"{r.tensor} {r.mode}" for r in mine)
+                message = "; ".join(f"{r.tensor} {r.mode}: {r.sensitivity_note}" for r in mine)
             self.s.add(check, not failed, message, mine)
 
-    def analytic_full(self, M: int) -> list[Tensor]:
-        """Return per tensor the Jacobian (outputs x entries) from backward with basis vectors."""
-        tensors = self.s.tensors()
-        jacobians = [torch.zeros(M, t.numel(), dtype=torch.float64) for t in tensors]
-        rows = [j.numpy() for j in jacobians]
-        self.s.forward(INPUT_GRADIENT)
-        basis = None
-        # The gradient tensors, once backward is seen to keep them (no refetch per row).
-        kept: list[Tensor] | None = None
-        for i in range(M):
-            before = kept if kept is not None else [p.read_grad() for p in self.s.fresh_params()]
-            for grad in before:
-                if isinstance(grad, Tensor):
-                    grad.detach().zero_()
-            if i > 0 and not self.s.repeatable:
-                self.s.forward(INPUT_GRADIENT)
-            if not self.s.adapted.is_loss:
-                basis = torch.zeros(self.s.out.shape, dtype=self.s.out.dtype)
-                basis.numpy().reshape(-1)[i] = 1.0
-            grads = self.s.backward(basis, INPUT_GRADIENT)
-            after = kept if kept is not None else [p.read_grad() for p in self.s.fresh_params()]
-            for k, g in enumerate(grads + after):
-                if isinstance(g, Tensor):
-                    rows[k][i] = g.detach().reshape(-1).numpy()
-            if kept is None and all(
-                isinstance(a, Tensor) and a is b for a, b in zip(after, before, strict=True)
-            ):
-                kept = after
-        return jacobians
+    def analytic_vjp(self) -> tuple[Tensor, list[list[Tensor]]]:
+        """Return K random upstream gradients and, per one, every tensor's gradient.
 
-    def analytic_fast(self) -> tuple[Tensor, list[list[Tensor]]]:
-        """Return K random upstream gradients and, per one, every tensor's gradient."""
+        Also measures backward's own rounding, per tensor: ``backward(g_0 + g_1)`` against
+        ``backward(g_0) + backward(g_1)`` differs only by rounding in a linear backward, and
+        the largest difference, scaled to each ``g_k``, joins the tolerance of ``g_k``'s
+        products (``self.noise``; float64 makes it negligible, float32 does not).
+        """
         count = 1 if self.s.adapted.is_loss else self.options.projections
-        vs, rows = [], []
+        vs, rows, raw = [], [], []
         for _ in range(count):
             v = self.s.upstream(self.s.out)
+            raw.append(v)
             rows.append(self.s.gradients(v, INPUT_GRADIENT))
             vs.append(torch.ones(1, dtype=torch.float64) if v is None else v.reshape(-1).double())
-        return torch.stack(vs), rows
+        vs = torch.stack(vs)
+        self.noise = [torch.zeros(count, dtype=torch.float64) for _ in rows[0]]
+        if count >= 2:
+            both = self.s.gradients(raw[0] + raw[1], INPUT_GRADIENT)
+            size = vs.norm(dim=1) / (vs[0] + vs[1]).norm()
+            for k, g in enumerate(both):
+                residual = float((g - rows[0][k] - rows[1][k]).abs().max()) if g.numel() else 0.0
+                self.noise[k] = residual * size
+        return vs, rows
 
-    def evaluate(self, check: str, M: int) -> Callable[[], Any]:
-        """Return f(): forward (seeded) and the flat float64 output as a numpy array."""
-
-        def f() -> Any:
-            out = self.s.forward(check)
-            if out.numel() != M:
-                raise ModuleFailed(
-                    CheckResult(
-                        check,
-                        False,
-                        f"forward returned {out.numel()} values for a perturbed "
-                        f"input, {M} for the original one; the output shape must not depend on "
-                        "the values",
-                    )
+    def compare(self, check, name, tensor, method, vs, A, jacobians, index) -> TensorResult:
+        """Compare one tensor by ``method``; return its result (hints recorded)."""
+        unrefined, samples = 0, 1
+        if method == "full":
+            c, scale = compare_full(self, check, tensor, jacobians[index])
+        elif method == "vjp":
+            noise = self.noise[index].numpy()
+            c, scale, samples, unrefined = compare_vjp(self, check, name, tensor, vs, A, noise)
+        else:
+            c, scale = compare_fast(self, check, tensor, vs, A, self.noise[index])
+        result = self.tensor_result(name, method, c, scale)
+        result.unrefined = unrefined
+        result.samples = samples
+        if result.worst_index is not None:
+            first, second = result.worst_index
+            if method == "full":
+                result.worst_index = (
+                    _unravel(second, self.s.out.shape),
+                    _unravel(first, tensor.shape),
                 )
-            try:
-                return out.detach().reshape(-1).to(torch.float64).numpy()
-            except Exception as exc:  # e.g. a tensor numpy cannot view (conjugate, sparse)
-                raise ModuleFailed(
-                    CheckResult(check, False, f"forward's output cannot be read: {exc}")
-                ) from exc
-
-        return f
-
-    def compare_full(self, check: str, name: str, tensor: Tensor, analytic: Tensor) -> TensorResult:
-        M = analytic.shape[0]
-        f = self.evaluate(check, M)
-        x = tensor.detach().reshape(-1).clone()
-        view = tensor.detach().view(-1).numpy()
-        xs = x.tolist()
-
-        def sweep(points: Tensor, rows: list[int]) -> Tensor:
-            """Return the outputs with entry ``rows[r]`` moved to ``points[rows[r]]``, per row."""
-            outputs = torch.empty(len(rows), M, dtype=torch.float64)
-            out_np, values = outputs.numpy(), points.tolist()
-            forward, args = self.s.adapted.forward, self.s.args
-            seed, generator = self.options.seed, torch.default_generator
-            done, j = 0, rows[0] if rows else 0
-            try:
-                if not self.s.mutates:  # a module writing into its input gets copies: use f()
-                    # The hot loop: numpy writes, no checks.
-                    for j in rows:
-                        view[j] = values[j]
-                        generator.manual_seed(seed)
-                        out_np[done] = forward(*args).numpy().reshape(-1)
-                        view[j] = xs[j]
-                        done += 1
-            except Exception:
-                # Something unusual (an output that needs detaching, a wrong shape, the module
-                # raising): finish with f(), which diagnoses and attributes it.
-                view[j] = xs[j]
-            try:
-                for r, j in enumerate(rows[done:], start=done):
-                    view[j] = values[j]
-                    out_np[r] = f()
-                    view[j] = xs[j]
-            finally:
-                if rows:
-                    view[j] = xs[j]
-            return outputs
-
-        zero = torch.from_numpy(f().copy())
-        # Screen every entry with one forward each (a forward difference at sqrt(eps)).
-        xp = x + numeric.step_sizes(x, self.screen)
-        every = list(range(x.numel()))
-        plus = sweep(xp, every)
-        dx = xp - x
-        comparison = numeric.compare(
-            analytic.T,
-            numeric.forward_difference(zero, plus, dx),
-            atol=self.options.atol,
-            rtol=self.options.rtol,
-            rounding=numeric.rounding(plus.abs() + zero.abs(), dx, self.dtype_eps),
+            elif method == "vjp":
+                result.worst_index = (second, _unravel(first, tensor.shape))
+            else:
+                result.worst_index = (second, first)
+        is_input = index < len(self.s.perturbable)
+        target = self.s.args[1] if self.s.adapted.is_loss and len(self.s.args) > 1 else None
+        hint = hints.describe(
+            name,
+            c,
+            shape=tuple(tensor.shape),
+            entries_are_rows=method != "fast",
+            is_input=is_input,
+            batch_dim=self.s.adapted.batch_dim,
+            target=target,
         )
-        # Judge the rest by central differences at h and h/2 (Richardson, kink detection).
-        rows = comparison.failing_rows()
-        if rows.numel():
-            listed = rows.tolist()
-            h = numeric.step_sizes(x, self.base)
-            points = [x + h, x - h, x + h / 2, x - h / 2]
-            p1, m1, p2, m2 = (sweep(pt, listed) for pt in points)
-            numeric.refine(
-                comparison,
-                rows,
-                zero,
-                p1,
-                m1,
-                (points[0] - points[1])[rows],
-                p2,
-                m2,
-                (points[2] - points[3])[rows],
-                atol=self.options.atol,
-                rtol=self.options.rtol,
-                dtype_eps=self.dtype_eps,
-            )
-        result = self.tensor_result(name, "full", comparison)
-        if result.worst_index is not None:
-            entry, output = result.worst_index
-            result.worst_index = (_unravel(output, self.s.out.shape), _unravel(entry, tensor.shape))
-        self.hint(name, comparison)
+        if hint:
+            self.hints[name] = hint
         return result
 
-    def compare_fast(
-        self, check: str, name: str, tensor: Tensor, vs: Tensor, analytic: list[Tensor]
+    def tensor_result(
+        self, name: str, mode: str, c: numeric.Comparison, scale: float
     ) -> TensorResult:
-        M = vs.shape[1]
-        f = self.evaluate(check, M)
-        x = tensor.detach().reshape(-1).clone()
-        flat = tensor.detach().view(-1)
-        A = torch.stack([a.reshape(-1) for a in analytic])  # (K, n)
-        L = self.options.projections
-        W = torch.randn(L, x.numel(), generator=self.s.generator, dtype=torch.float64)
-        W = W * x.abs().clamp(min=1.0)
-
-        def sweep(step: float, rows: list[int]) -> tuple[Tensor, Tensor]:
-            """Return the outputs at ``x + step * W[r]`` and the exact displacements."""
-            outputs, moves = [], []
-            try:
-                for r in rows:
-                    moved = (x + step * W[r]).to(x.dtype)
-                    flat.copy_(moved)
-                    outputs.append(torch.from_numpy(f().copy()))
-                    moves.append(moved.double() - x.double())
-            finally:
-                flat.copy_(x)
-            return torch.stack(outputs), torch.stack(moves)
-
-        def tolerances(jd: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-            # Per-entry tolerances combined in quadrature over each projection: atol over every
-            # entry, rtol over the Jacobian's entries (estimated from both sides' projections).
-            atol = self.options.atol * vs.norm(dim=1)[None, :] * d.norm(dim=1)[:, None]
-            from_numeric = ((jd**2) @ (vs**2).T).sqrt()
-            from_analytic = ((d**2) @ (A**2).T).sqrt()
-            return atol, torch.maximum(from_numeric, from_analytic)
-
-        y0 = torch.from_numpy(f().copy())
-        zero = vs @ y0
-        rows = list(range(L))
-        # Screen: forward differences along each direction, d = displacement / step.
-        y_plus, moved = sweep(self.screen, rows)
-        d = moved / self.screen
-        jd = (y_plus - y0) / self.screen
-        atol, scale = tolerances(jd, d)
-        ones = torch.full((L,), self.screen, dtype=torch.float64)
-        comparison = numeric.compare(
-            d @ A.T,
-            jd @ vs.T,
-            atol=atol,
-            rtol=self.options.rtol,
-            scale=scale,
-            rounding=numeric.rounding((y_plus.abs() + y0.abs()) @ vs.abs().T, ones, self.dtype_eps),
-        )
-        failing = comparison.failing_rows()
-        if failing.numel():
-            listed, h = failing.tolist(), self.base
-            (p1, move), (m1, _), (p2, _), (m2, _) = (
-                sweep(step, listed) for step in (h, -h, h / 2, -h / 2)
-            )
-            # The analytical side is projected on W[r]; rescale the outputs to match.
-            d_rows = move / h
-            comparison.analytical[failing] = d_rows @ A.T
-            dx = torch.full((len(listed),), 2 * h, dtype=torch.float64)
-            a_rows, scale_rows = tolerances((p1 - m1) / (2 * h), d_rows)
-            numeric.refine(
-                comparison,
-                failing,
-                zero,
-                p1 @ vs.T,
-                m1 @ vs.T,
-                dx,
-                p2 @ vs.T,
-                m2 @ vs.T,
-                dx / 2,
-                atol=a_rows,
-                rtol=self.options.rtol,
-                dtype_eps=self.dtype_eps,
-                scale=scale_rows,
-                rounding_half=numeric.rounding(
-                    (p2.abs() + m2.abs()) @ vs.abs().T, dx / 2, self.dtype_eps
-                ),
-            )
-        result = self.tensor_result(name, "fast", comparison)
-        if result.worst_index is not None:
-            direction, upstream = result.worst_index
-            result.worst_index = (upstream, direction)
-        return result
-
-    def tensor_result(self, name: str, mode: str, c: numeric.Comparison) -> TensorResult:
         kinks = int(c.kink.sum())
+        atol = self.options.atol * min(1.0, scale)
         result = TensorResult(
             tensor=name,
             passed=c.all_passed,
             mode=mode,
-            atol=self.options.atol,
+            atol=atol,
             rtol=self.options.rtol,
             entries=c.kink.numel() - kinks,
             kinks_skipped=kinks,
+            scale=scale,
         )
+        result.sensitivity, note = sensitivity(c, mode)
+        K = c.numerical.shape[1] if c.numerical.dim() > 1 else 1
+        result.sensitivity_note = _WHAT[mode].format(K=K, L=c.numerical.shape[0]) + "; " + note
         if result.entries:
             errors = c.error
             if result.kinks_skipped:
@@ -340,26 +273,3 @@ class Jacobians:
             result.tolerance = float(c.tolerance[worst])
             result.truncation = float(c.truncation[worst])
         return result
-
-    def hint(self, name: str, c: numeric.Comparison) -> None:
-        """Name a pattern in the failing entries (a constant factor, a flipped sign, zeros)."""
-        bad = ~c.passed
-        if not bool(bad.any()):
-            return
-        num, ana = c.numerical[bad], c.analytical[bad]
-        hints = self.hints
-        if bool((ana == 0).all()):
-            hints[name] = f"{name}: analytical is 0 at every failing entry"
-            return
-        if bool((num.abs() > 0).all()):
-            ratio = ana / num
-            if float(ratio.max() - ratio.min()) <= 1e-3 * float(ratio.abs().max()):
-                factor = float(ratio.mean())
-                if abs(factor + 1) < 1e-3:
-                    hints[name] = f"{name}: sign flipped at every failing entry"
-                else:
-                    hints[name] = (
-                        f"{name}: analytical = {factor:.4g} x numerical at every failing entry"
-                    )
-        if name not in hints:
-            hints[name] = f"{name}: {int(bad.sum())} of {bad.numel()} entries outside tolerance"

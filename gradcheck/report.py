@@ -35,13 +35,17 @@ class TensorResult:
 
     ``worst_index`` is the entry whose error is largest relative to its tolerance. In ``full`` mode
     it is ``(output_index, entry_index)``: the row and column of the Jacobian, each a tuple index
-    into the output's and the tensor's shape. In ``fast`` mode it is ``(k, l)``: the upstream
-    gradient ``k`` and the input direction ``l`` of the worst projection.
+    into the output's and the tensor's shape. In ``vjp`` and ``autograd`` modes it is
+    ``(k, entry_index)``: the upstream gradient ``k`` and the gradient entry. In ``fast`` mode it
+    is ``(k, l)``: the upstream gradient ``k`` and the input direction ``l`` of the worst
+    projection.
 
     Attributes:
         tensor: ``"input"`` (``"input[i]"`` for several inputs) or the parameter's name or index.
         passed: whether every compared entry is within its tolerance.
-        mode: ``"full"`` (every Jacobian entry compared) or ``"fast"`` (random projections).
+        mode: the method: ``"full"`` (every Jacobian entry compared), ``"vjp"`` (every entry of
+            a few vector-Jacobian products), ``"fast"`` (random projections) or ``"autograd"``
+            (every entry of the products against autograd's).
         max_abs_error: largest ``|numerical - analytical|`` over compared entries.
         max_rel_error: largest ``|numerical - analytical| / |numerical|`` over compared entries
             whose numerical value is not zero.
@@ -56,6 +60,14 @@ class TensorResult:
         rtol: relative tolerance.
         entries: how many entries (or projections) were compared.
         kinks_skipped: entries skipped because the function is not differentiable there.
+        scale: the largest entry of the tensor's Jacobian (the absolute tolerance in force is
+            ``atol * min(1, scale)``).
+        sensitivity: the relative error of the analytical values that would have failed (the
+            worst entry's; see ``sensitivity_note``), ``None`` when not worked out.
+        sensitivity_note: the method and its sensitivity in words.
+        unrefined: failing entries left with their first (screening) verdict once enough others
+            were confirmed wrong.
+        samples: how many entries one forward moved (the batch's samples, when independent).
     """
 
     tensor: str
@@ -72,6 +84,11 @@ class TensorResult:
     rtol: float = 0.0
     entries: int = 0
     kinks_skipped: int = 0
+    scale: float = 1.0
+    sensitivity: float | None = None
+    sensitivity_note: str = ""
+    unrefined: int = 0
+    samples: int = 1
 
     @property
     def ratio(self) -> float:
@@ -94,11 +111,16 @@ class TensorResult:
         )
         if self.mode == "full":
             text += f"(atol {self.atol:g} + rtol {self.rtol:g} * |{_fmt(self.numerical)}|"
+        elif self.mode in ("vjp", "autograd"):
+            text += f"(atol {self.atol:g} and rtol {self.rtol:g} per term of the product"
         else:
             text += f"(atol {self.atol:g} and rtol {self.rtol:g} per entry, over the projection"
         if self.truncation:
             text += f" + truncation {_fmt(self.truncation)}"
-        text += f"); {self.entries} {'entries' if self.mode == 'full' else 'projections'}"
+        noun = {"full": "entries", "fast": "projections"}.get(self.mode, "products' entries")
+        text += f"); {self.entries} {noun}"
+        if self.unrefined:
+            text += f", {self.unrefined} judged by the first difference only"
         if self.kinks_skipped:
             text += f", {self.kinks_skipped} kinks skipped"
         return text
@@ -120,12 +142,19 @@ class TensorResult:
             "rtol": self.rtol,
             "entries": self.entries,
             "kinks_skipped": self.kinks_skipped,
+            "scale": _num(self.scale),
+            "sensitivity": _num(self.sensitivity),
+            "sensitivity_note": self.sensitivity_note,
+            "unrefined": self.unrefined,
+            "samples": self.samples,
         }
 
 
 def _index_text(mode: str, index: tuple) -> str:
     if mode == "fast":
         return f" projection (upstream {index[0]}, direction {index[1]})"
+    if mode in ("vjp", "autograd"):
+        return f"[{', '.join(map(str, index[1]))}] (upstream gradient {index[0]})"
     out_index, entry_index = index
     return f"[{', '.join(map(str, entry_index))}] -> output[{', '.join(map(str, out_index))}]"
 
