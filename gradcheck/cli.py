@@ -183,8 +183,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mode",
-        choices=("auto", "full", "fast"),
-        help="full Jacobian, random projections (fast), or by size (auto, the default)",
+        choices=("auto", "full", "vjp", "fast"),
+        help="full Jacobian, entry-wise vector-Jacobian products (vjp), random projections "
+        "(fast), or per tensor by size and --max-memory (auto, the default)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the gradient comparison may use, e.g. 512M, 2G (default 1G)",
+    )
+    parser.add_argument(
+        "--oracle",
+        choices=("finite-differences", "autograd"),
+        help="compare with finite differences (default) or autograd's differentiation of forward",
     )
     parser.add_argument(
         "--eps", type=_positive, help="relative finite-difference step (default: by dtype)"
@@ -253,6 +264,8 @@ _CHECK_OPTIONS = (
     "eps",
     "atol",
     "rtol",
+    "max_memory",
+    "oracle",
 )
 
 
