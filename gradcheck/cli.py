@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -314,6 +315,27 @@ def _captured(into: list[str]) -> Iterator[None]:
             into.append(buffer.getvalue())
 
 
+@contextlib.contextmanager
+def _interrupts(flag: list[bool]) -> Iterator[None]:
+    """Tell a real Ctrl-C (SIGINT, which sets ``flag``) from a ``KeyboardInterrupt`` the
+    module raises: the first stops the run after the current target, the second is that
+    target's error."""
+
+    def interrupted(signum: int, frame: Any) -> None:
+        flag.append(True)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, interrupted)
+    except ValueError:  # not the main thread: Ctrl-C stops the target only
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _in_process(args: argparse.Namespace, options: dict[str, Any]) -> list[Outcome]:
     """Resolve and check every target here. Torch's global generator is seeded with ``--seed``
     before each TARGET is resolved, so modules that draw their initial weights from it (an
@@ -322,24 +344,52 @@ def _in_process(args: argparse.Namespace, options: dict[str, Any]) -> list[Outco
     import torch
 
     outcomes = []
-    with torch.random.fork_rng(devices=[]), tracking():
+    stopped: list[bool] = []
+    with torch.random.fork_rng(devices=[]), tracking(), _interrupts(stopped):
         for spec in args.targets:
-            printed: list[str] = []
-            with _captured(printed):
-                planned, targets = plan(spec, args.seed, _resolving(args))
-            for entry, target in zip(planned, targets or [None] * len(planned), strict=True):
-                if entry.status != "check":
-                    outcomes.append(Outcome(entry.name, entry.status, entry.reason))
-                    continue
-                with _captured(printed):
-                    outcomes.append(run_target(target, options))
-                outcomes[-1].output = "".join(printed)
-                printed.clear()
+            if stopped:
+                outcomes.append(Outcome(spec, "error", "not checked: interrupted (Ctrl-C)"))
+                continue
+            try:
+                _spec_in_process(spec, args, options, stopped, outcomes)
+            except KeyboardInterrupt:  # Ctrl-C outside the module's code
+                stopped.append(True)
+                outcomes.append(Outcome(spec, "error", "interrupted (Ctrl-C)"))
     return outcomes
+
+
+def _spec_in_process(
+    spec: str,
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    stopped: list[bool],
+    outcomes: list[Outcome],
+) -> None:
+    """Check ``spec``'s modules, appending each outcome as it comes (so that a Ctrl-C keeps
+    those already made)."""
+    printed: list[str] = []
+    with _captured(printed):
+        planned, targets = plan(spec, args.seed, _resolving(args))
+    for entry, target in zip(planned, targets or [None] * len(planned), strict=True):
+        if stopped:
+            outcomes.append(Outcome(entry.name, "error", "not checked: interrupted (Ctrl-C)"))
+        elif entry.status != "check":
+            outcomes.append(Outcome(entry.name, entry.status, entry.reason))
+        else:
+            with _captured(printed):
+                outcomes.append(run_target(target, options))
+            outcomes[-1].output = "".join(printed)
+            printed.clear()
 
 
 def _outcomes(args: argparse.Namespace) -> list[Outcome]:
     options = _check_options(args)
+    if args.isolate and not isolate.available():
+        print(
+            "gradcheck: no os.fork on this system: targets run in this process, with no "
+            "timeout or memory limit",
+            file=sys.stderr,
+        )
     if not args.isolate or not isolate.available():
         return _in_process(args, options)
     return isolate.run_isolated(

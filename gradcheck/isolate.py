@@ -27,7 +27,6 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
-import resource
 import select
 import signal
 import sys
@@ -116,6 +115,8 @@ def _vm_size() -> int:
 def _child_limit(extra: int) -> int:
     """The address-space limit of a child: its size now plus ``extra``, never above the limit
     this process already runs under."""
+    import resource  # POSIX only, like os.fork
+
     limit = _vm_size() + extra
     for bound in resource.getrlimit(resource.RLIMIT_AS):
         if bound != resource.RLIM_INFINITY:
@@ -128,6 +129,8 @@ def _child_limit(extra: int) -> int:
 
 
 def _set_limits(memory_limit: int | None, timeout: float) -> None:  # pragma: no cover
+    import resource
+
     infinity = resource.RLIM_INFINITY
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_limit is not None:

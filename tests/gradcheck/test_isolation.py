@@ -419,3 +419,43 @@ def test_a_module_gradcheck_cannot_understand_is_an_error_not_a_failure(capsys, 
     )
     status, document = json_main(capsys, f"{module}:Odd")
     assert status == 2 and document["targets"][0]["reason"].startswith("cannot be checked: ")
+
+
+def test_ctrl_c_in_process_stops_after_the_current_target(capsys, tmp_path):
+    module = tmp_path / "pressed.py"
+    module.write_text(
+        "import signal, torch\n\n"
+        "class Pressed:\n"
+        "    def forward(self, x):\n"
+        "        signal.raise_signal(signal.SIGINT)  # the user presses Ctrl-C here\n\n"
+        "    def backward(self, grad):\n"
+        "        return grad\n"
+    )
+    argv = ["nnlite.Tanh", f"{module}:Pressed", "nnlite", "nnlite.ReLU", "--no-isolate"]
+    status, document = json_main(capsys, *argv)
+    statuses = [(t["status"], t["reason"]) for t in document["targets"]]
+    assert status == 2
+    assert statuses[0][0] == "pass"
+    assert statuses[1][0] == "error" and "KeyboardInterrupt" in statuses[1][1]
+    assert statuses[2:] == [("error", "not checked: interrupted (Ctrl-C)")] * 2
+
+
+def test_without_fork_targets_run_in_process_and_say_so(capsys, monkeypatch):
+    monkeypatch.setattr(isolate, "available", lambda: False)
+    assert main(["nnlite.Tanh"]) == 0
+    assert "no os.fork on this system" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_process_between_targets_stops_the_run(capsys, monkeypatch):
+    import gradcheck.cli as cli
+
+    def pressed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "plan", pressed)
+    status, document = json_main(capsys, "nnlite.Tanh", "nnlite.ReLU", "--no-isolate")
+    assert status == 2
+    assert [t["reason"] for t in document["targets"]] == [
+        "interrupted (Ctrl-C)",
+        "not checked: interrupted (Ctrl-C)",
+    ]
