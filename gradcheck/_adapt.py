@@ -330,7 +330,6 @@ class TorchAdapted(Adapted):
     def __init__(self, module: torch.nn.Module, *, batch_dim: int = 0) -> None:
         self.module = module
         self.is_loss = is_loss(module)
-        _refuse_unusual_backward(module, self.is_loss)
         self.batch_dim = batch_dim
         self.target_first = False
         self.notes = []

@@ -133,6 +133,8 @@ _FIXED = {
     "dropout": 0.5,
     "prob": 0.5,
     "rate": 0.5,
+    # A layer named for printing: Linear("fc1", 3, 4).
+    "name": "layer",
 }
 #: Constructor parameters that take one module to wrap (a skip connection, a residual block):
 #: they get the package's activation, which keeps the shape.

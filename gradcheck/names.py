@@ -68,7 +68,9 @@ CHECKS = (
     DETERMINISM,
     LINEARITY,
     ACCUMULATION,
-    ZERO_GRAD,
     INPUT_GRADIENT,
     PARAMETER_GRADIENT,
+    # Last: a module's own zero_grad() may rebind what backward adds into, and no check after
+    # it should judge a state the module would never be in between optimizer steps.
+    ZERO_GRAD,
 )
