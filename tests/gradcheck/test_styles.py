@@ -257,3 +257,8 @@ def test_a_protocol_the_checker_cannot_drive_cannot_be_checked_and_shows_the_ada
     assert not report.checkable and not report.passed
     assert message in report.unsupported
     assert "class Adapter" in report.unsupported
+
+
+def test_a_zero_grad_that_rebinds_fails_zero_grad_alone_not_the_gradient_comparison():
+    report = gradcheck.check(styles.WrapperZeroGradRebinds())
+    assert [c.name for c in report.failures] == ["zero_grad"], str(report)

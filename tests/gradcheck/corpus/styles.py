@@ -661,3 +661,26 @@ class BackwardReadsItsOwnError:
 
     def backward(self):
         return self.error * (1 - self.y**2)
+
+
+class WrapperZeroGradRebinds:
+    """Wraps a layer and re-reads its gradient after backward; zero_grad() binds fresh zeros
+    and leaves the inner layer's gradient, which backward keeps adding into, as it was."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 2) -> None:
+        self.inner = PairLinear(n_in, n_out)
+        self.w, self.dw = self.inner.w, self.inner.dw
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def backward(self, grad):
+        dx = self.inner.backward(grad)
+        self.dw = self.inner.dw
+        return dx
+
+    def param(self):
+        return [(self.w, self.dw)]
+
+    def zero_grad(self):
+        self.dw = torch.zeros(self.w.shape)
