@@ -156,8 +156,9 @@ class Session:
     def forward(self, check: str) -> Tensor:
         """Run forward with torch's generator seeded; return its output as a tensor."""
         torch.default_generator.manual_seed(self.options.seed)
+        args = self.call_args()
         try:
-            out = self.adapted.forward(*self.call_args())
+            out = self.adapted.forward(*args)
         except USER_ERRORS as exc:
             raise raised(check, "forward", exc) from exc
         if isinstance(out, tuple | list) and any(isinstance(o, Tensor) for o in out):
@@ -178,7 +179,33 @@ class Session:
                     "tensor",
                 )
             )
+        problem = self._unusable(out, args)
+        if problem:
+            raise ModuleFailed(CheckResult(check, False, problem))
         return out
+
+    def _unusable(self, out: Tensor, args: list[Any]) -> str | None:
+        """Why the checker cannot compare ``out`` (None: it can)."""
+        if out.layout != torch.strided:
+            layout = str(out.layout).removeprefix("torch.")
+            return f"forward returned a {layout} tensor; return a dense one (.to_dense())"
+        if out.device.type != "cpu":
+            return (
+                f"forward returned a tensor on the {out.device.type} device, whose values cannot "
+                "be compared; return it on the CPU, where its input is"
+            )
+        for i, (a, before) in enumerate(zip(args, self.snapshot, strict=True)):
+            if isinstance(a, Tensor) and a.shape != before.shape:
+                return (
+                    f"forward resized input {i} from {shape_text(before)} to {shape_text(a)}; "
+                    "it must leave its input as it is"
+                )
+        if self.out is not None and out.shape != self.out.shape:
+            return (
+                f"forward returned shape {shape_text(out)} after {shape_text(self.out)} for the "
+                "same input shape: its output must not depend on earlier calls"
+            )
+        return None
 
     def backward(
         self, grad: Tensor | None, check: str, *, copy: bool = True
