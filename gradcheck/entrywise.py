@@ -159,7 +159,7 @@ def compare_vjp(j, check: str, name: str, tensor: Tensor, vs: Tensor, A: Tensor,
     # Screening: a forward difference at sqrt(eps) per entry.
     xp = x + numeric.step_sizes(x, j.screen)
     dx = (xp.double() - x.double()).numpy()
-    got = _sweep_all(sweep, products, xp.tolist(), sweep.all_groups(), y0, chunk)
+    got = _sweep_all(sweep, products, xp.numpy(), sweep.all_groups(), y0, chunk)
     order = np.argsort(got["rows"])
     got = {key: value[order] for key, value in got.items()}
     step = np.abs(dx)[:, None]
@@ -201,7 +201,7 @@ def _refine(j, sweep: Sweep, products: _Products, c, y0, chunk: int, atol, quad,
     x = sweep.x
     h = numeric.step_sizes(x, j.base)
     points = [x + h, x - h, x + h / 2, x - h / 2]
-    values = [p.tolist() for p in points]
+    values = [p.numpy() for p in points]
     dx = (points[0].double() - points[1].double()).numpy()
     dx_half = (points[2].double() - points[3].double()).numpy()
     ratio = (c.error / c.tolerance).nan_to_num(nan=float("inf")).max(dim=1).values

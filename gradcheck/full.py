@@ -69,7 +69,7 @@ def compare_full(j, check: str, tensor: Tensor, analytic: Tensor) -> tuple:
     zero = torch.from_numpy(sweep.f().copy())
     # Screen every entry with one forward each (a forward difference at sqrt(eps)).
     xp = x + numeric.step_sizes(x, j.screen)
-    plus = torch.from_numpy(sweep.outputs(xp.tolist(), sweep.all_groups()))
+    plus = torch.from_numpy(sweep.outputs(xp.numpy(), sweep.all_groups()))
     dx = xp.double() - x.double()
     numerical = numeric.forward_difference(zero, plus, dx)
     scale = float(numerical.abs().max()) if numerical.numel() else 0.0
@@ -90,7 +90,7 @@ def compare_full(j, check: str, tensor: Tensor, analytic: Tensor) -> tuple:
         groups = sweep.groups(rows.numpy())
         h = numeric.step_sizes(x, j.base)
         points = [x + h, x - h, x + h / 2, x - h / 2]
-        p1, m1, p2, m2 = (torch.from_numpy(sweep.outputs(pt.tolist(), groups)) for pt in points)
+        p1, m1, p2, m2 = (torch.from_numpy(sweep.outputs(pt.numpy(), groups)) for pt in points)
         dx_half = (points[2].double() - points[3].double())[rows]
         numeric.refine(
             comparison,

@@ -70,7 +70,7 @@ class Sweep:
         self.x = tensor.detach().reshape(-1).clone()
         self.view = tensor.detach().view(-1).numpy()
         self.shape = tuple(tensor.shape)
-        self.xs = self.x.tolist()
+        self.xs = self.view.copy()
         #: Samples the output splits into (1: every entry is its own group).
         self.N = 1
         #: Output positions, sample by sample (``out[perm]`` is ``(N, M / N)`` row-major).
@@ -78,45 +78,40 @@ class Sweep:
         #: The sample of every entry of the tensor.
         self.sample = np.zeros(self.x.numel(), dtype=np.int64)
 
-    def outputs(self, values: list[float], groups: np.ndarray) -> np.ndarray:
+    def outputs(self, values, groups: np.ndarray) -> np.ndarray:
         """Return the outputs (one row per group) with the group's entries moved to ``values``.
 
         Args:
             values: a value for every entry of the tensor (only the group's are used).
             groups: ``(G, N)`` entry indices, ``-1`` where a sample has no entry in the group.
         """
-        rows = [[int(j) for j in g if j >= 0] for g in groups]
+        rows = [g[g >= 0] for g in np.asarray(groups, dtype=np.int64)]
         out = np.empty((len(rows), self.M))
         view, xs = self.view, self.xs
+        values = np.asarray(values, dtype=view.dtype)
         forward, args = self.s.adapted.forward, self.s.args
         seed, generator = self.s.options.seed, torch.default_generator
-        done, group = 0, rows[0] if rows else []
+        done, group = 0, rows[0] if rows else np.zeros(0, dtype=np.int64)
         try:
             if not self.s.mutates:  # a module writing into its input gets copies: use f()
                 # The hot loop: numpy writes, no checks.
                 for group in rows:
-                    for j in group:
-                        view[j] = values[j]
+                    view[group] = values[group]
                     generator.manual_seed(seed)
                     out[done] = forward(*args).numpy().reshape(-1)
-                    for j in group:
-                        view[j] = xs[j]
+                    view[group] = xs[group]
                     done += 1
         except Exception:
             # Something unusual (an output that needs detaching, a wrong shape, the module
             # raising): finish with f(), which diagnoses and attributes it.
-            for j in group:
-                view[j] = xs[j]
+            view[group] = xs[group]
         try:
             for r, group in enumerate(rows[done:], start=done):
-                for j in group:
-                    view[j] = values[j]
+                view[group] = values[group]
                 out[r] = self.f()
-                for j in group:
-                    view[j] = xs[j]
+                view[group] = xs[group]
         finally:
-            for j in group:
-                view[j] = xs[j]
+            view[group] = xs[group]
         return out
 
     def groups(self, rows: np.ndarray) -> np.ndarray:
@@ -149,7 +144,7 @@ class Sweep:
             return 1
         entries = np.arange(self.x.numel()).reshape(shape)
         outputs = np.arange(self.M).reshape(out_shape)
-        moved = (self.x + step * self.x.abs().clamp(min=1.0)).tolist()
+        moved = (self.x + step * self.x.abs().clamp(min=1.0)).numpy()
         pairs: list[tuple[int, int]] = []
         for d, size in enumerate(shape):
             for e, other in enumerate(out_shape):
