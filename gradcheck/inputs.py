@@ -182,7 +182,7 @@ def _in_features(module: Any, depth: int, names: tuple[str, ...] = ()) -> int | 
         value = values.get(
             name, getattr(type(module), name, None) if name == "in_features" else None
         )
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
     if depth == 0:
         return None

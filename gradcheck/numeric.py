@@ -141,7 +141,10 @@ class Comparison:
 
     def failing_rows(self) -> Tensor:
         """Return the rows (perturbations) holding at least one entry outside tolerance."""
-        return (~self.passed).reshape(self.passed.shape[0], -1).any(dim=1).nonzero().flatten()
+        failing = ~self.passed
+        if failing.numel() == 0:  # a zero-size tensor or output: nothing to compare
+            return torch.zeros(0, dtype=torch.long)
+        return failing.reshape(failing.shape[0], -1).any(dim=1).nonzero().flatten()
 
     @property
     def all_passed(self) -> bool:

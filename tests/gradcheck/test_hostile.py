@@ -217,3 +217,29 @@ def test_the_child_limit_is_never_above_the_limit_the_run_has(monkeypatch):
         resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
     )
     assert isolate._child_limit(1 << 30) == isolate._vm_size() + (1 << 30)
+
+
+# ------------------------------------------------------------------------------- zero sizes
+
+
+@pytest.mark.parametrize(
+    "spec", ["nnlite.Linear(0, 3)", "nnlite.Linear(3, 0)", "nnlite.Sequential(nnlite.Linear(0, 2))"]
+)
+def test_zero_size_modules_pass_with_an_input_of_their_size(capsys, spec):
+    status, document = json_main(capsys, spec, "--no-isolate")
+    assert status == 0, document["targets"][0]
+    assert document["targets"][0]["report"]["options"]["input_shapes"][0][-1] == int(
+        spec.split("(")[-1].split(",")[0]
+    )
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (4, 0)])
+def test_zero_size_inputs_are_checked_not_crashed_on(shape):
+    import torch
+
+    import gradcheck
+    import nnlite
+
+    for module in (nnlite.Tanh(), nnlite.Linear(shape[1], 2)):
+        report = gradcheck.check(module, torch.zeros(shape, dtype=torch.float64))
+        assert report.passed, report
