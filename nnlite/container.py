@@ -32,7 +32,7 @@ class Sequential(Module):
         *modules: the modules, in the order the input flows through them.
     """
 
-    _backward_options = frozenset({"input_grad", "free_cache"})
+    _backward_options = frozenset({"input_grad", "free_cache", "accumulate"})
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
@@ -74,7 +74,12 @@ class Sequential(Module):
         return input
 
     def backward(
-        self, grad_output: Tensor, *, free_cache: bool = False, input_grad: bool = True
+        self,
+        grad_output: Tensor,
+        *,
+        free_cache: bool = False,
+        input_grad: bool = True,
+        accumulate: bool = True,
     ) -> Tensor | None:
         """Run the modules' backward, last to first; return the gradient of the input.
 
@@ -88,13 +93,19 @@ class Sequential(Module):
                 gradient of its input where it can (a ``Linear`` or a ``Sequential``), as
                 autograd skips the gradient of an input that does not require one, such as a
                 batch of data. Default: ``True``.
+            accumulate: with ``False``, the modules that can (a ``Linear`` or a ``Sequential``)
+                overwrite their parameter gradients instead of adding into them, as autograd sets
+                the ``.grad`` that ``zero_grad`` set to ``None``; call it right after
+                ``zero_grad``, as :func:`nnlite.training.train_step` does. Default: ``True``.
         """
         for index in range(len(self._modules) - 1, -1, -1):
-            grad_output = self._backward_at(index, grad_output, free_cache, input_grad or index > 0)
+            grad_output = self._backward_at(
+                index, grad_output, free_cache, input_grad or index > 0, accumulate
+            )
         return grad_output if input_grad else None
 
     def _backward_at(
-        self, index: int, grad: Tensor, free_cache: bool, input_grad: bool
+        self, index: int, grad: Tensor, free_cache: bool, input_grad: bool, accumulate: bool
     ) -> Tensor | None:
         """Module ``index``'s backward, with the reuse and the options it declares."""
         modules = self._modules
@@ -102,7 +113,11 @@ class Sequential(Module):
         accepts = self._options_plan[index]  # None for an object that is not a Module
         if self._backward_plan[index] and _unwrapped(modules[index + 1], "backward", module):
             grad = module._backward_owned(grad)
-        elif (input_grad and not free_cache) or not accepts or "backward" in module.__dict__:
+        elif (
+            (input_grad and accumulate and not free_cache)
+            or not accepts
+            or ("backward" in module.__dict__)
+        ):
             grad = module.backward(grad)
         else:
             options = {}
@@ -110,6 +125,8 @@ class Sequential(Module):
                 options["input_grad"] = False
             if free_cache and "free_cache" in accepts:
                 options["free_cache"] = True
+            if not accumulate and "accumulate" in accepts:
+                options["accumulate"] = False
             grad = module.backward(grad, **options)
         if free_cache and accepts is not None:
             module._clear_cache()

@@ -61,7 +61,7 @@ class Module:
       in the memory of an input handed over to it.
     * ``_backward_in_place``: the module has ``_backward_owned(grad)``, likewise for ``backward``.
     * ``_backward_options``: the keyword options its ``backward`` accepts (``"input_grad"``,
-      ``"free_cache"``; see :meth:`nnlite.Sequential.backward`).
+      ``"free_cache"``, ``"accumulate"``; see :meth:`nnlite.Sequential.backward`).
 
     A declaration describes the methods of the class that makes it: a subclass that overrides
     ``forward`` (or ``backward``) and does not declare again gets the defaults for that method,

@@ -26,8 +26,9 @@ def train_step(
         optimizer.step()
 
     An nnlite :class:`~nnlite.Sequential` is called as ``model.backward(grad, free_cache=True,
-    input_grad=False)``: the step needs neither a second backward nor the gradient of the data,
-    and dropping them (as autograd does) changes no bit. Any other model gets
+    input_grad=False, accumulate=False)``: the step needs neither a second backward nor the
+    gradient of the data, and the gradients it has just zeroed can be written instead of added
+    into; dropping that work (as autograd does) changes no value. Any other model gets
     ``model.backward(grad)``.
 
     Args:
@@ -43,7 +44,7 @@ def train_step(
     optimizer.zero_grad()
     loss = criterion(model(inputs), targets)
     if isinstance(model, Sequential):
-        model.backward(criterion.backward(), free_cache=True, input_grad=False)
+        model.backward(criterion.backward(), free_cache=True, input_grad=False, accumulate=False)
     else:
         model.backward(criterion.backward())
     optimizer.step()

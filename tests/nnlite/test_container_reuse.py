@@ -472,3 +472,46 @@ def test_a_module_outside_nnlite_takes_the_reuse_it_declares():
     x = torch.randn(4, 2)
     expected = net[0].forward(x) ** 2
     assert torch.equal(net(x), expected) and net[1].owned
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_accumulate_false_overwrites_the_gradients_with_what_a_zeroed_backward_adds(batch):
+    torch.manual_seed(0)
+    net = nnlite.Sequential(
+        nnlite.Linear(2, 4), nnlite.ReLU(), nnlite.Sequential(nnlite.Linear(4, 3, bias=True)),
+        nnlite.Tanh(), nnlite.Linear(3, 2, bias=False),
+    )  # fmt: skip
+    x, grad = _inputs(batch, torch.float32)
+    net(x)
+    net.backward(grad)
+    expected = [g.clone() for _, g in net.param()]
+    for _, g in net.param():
+        g.fill_(123.0)  # stale values: overwritten, not added to
+    net(x)
+    assert net.backward(grad, accumulate=False, input_grad=False) is None
+    for (_, g), e in zip(net.param(), expected, strict=True):
+        assert torch.equal(g, e)
+
+
+def test_accumulate_false_leaves_a_module_that_does_not_declare_it_accumulating():
+    class Scale(nnlite.Module):
+        _param_names = ("weight",)
+
+        def __init__(self):
+            super().__init__()
+            self.weight, self.weight_grad = torch.ones(1), torch.zeros(1)
+
+        def forward(self, input):
+            self._input = input
+            return input * self.weight
+
+        def backward(self, grad_output):
+            self.weight_grad.add_((grad_output * self._input).sum())
+            return grad_output * self.weight
+
+    scale = Scale()
+    net = nnlite.Sequential(nnlite.Linear(2, 2), scale)
+    for _ in range(2):
+        net(torch.ones(1, 2))
+        net.backward(torch.ones(1, 2), accumulate=False)
+    assert scale.weight_grad.item() == 2 * net[0](torch.ones(1, 2)).sum().item()

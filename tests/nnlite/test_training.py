@@ -80,7 +80,7 @@ def test_train_step_runs_one_batch_in_torch_order_and_returns_the_loss():
     assert loss == 3.0 and isinstance(loss, float)
 
 
-def test_train_step_frees_the_cache_and_skips_the_input_gradient_of_a_sequential():
+def test_train_step_frees_the_cache_skips_the_input_gradient_and_overwrites_gradients():
     calls = []
 
     class Recording(nnlite.Sequential):
@@ -92,7 +92,7 @@ def test_train_step_frees_the_cache_and_skips_the_input_gradient_of_a_sequential
     model = Recording(nnlite.Linear(2, 3), nnlite.ReLU(), nnlite.Linear(3, 1))
     optimizer = optim.SGD(model.param(), lr=0.1)
     train_step(model, nnlite.MSELoss(), optimizer, torch.rand(4, 2), torch.rand(4, 1))
-    assert calls == [{"free_cache": True, "input_grad": False}]
+    assert calls == [{"free_cache": True, "input_grad": False, "accumulate": False}]
     assert model[0]._input is None  # the cache was dropped
 
 
