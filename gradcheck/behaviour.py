@@ -153,7 +153,8 @@ def check_forward(s: Session) -> None:
 
 def _check_output_shape(s: Session, out: Tensor) -> None:
     problems = []
-    first = s.args[s.perturbable[0]] if s.perturbable else None
+    # The batch is the first input's, differentiated or not (an embedding's integer indices).
+    first = s.args[0] if s.args else None
     batch_dim = s.adapted.batch_dim
     if s.adapted.is_loss:
         if out.numel() != 1:

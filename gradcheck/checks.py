@@ -77,12 +77,12 @@ __all__ = [
 _MODES = ("auto", "full", "vjp", "fast")
 _ORACLES = ("finite-differences", "autograd")
 _TARGET_KINDS = ("auto", "like", "class", "onehot", "prob")
-#: Default (atol, rtol) per dtype the check computes in. float32's step is cbrt(eps) = 4.9e-3,
-#: whose truncation and rounding errors are each about 2e-5 relative: rtol 1e-2 leaves room for
-#: the analytical side's own float32 rounding while still catching a factor or a wrong term.
+#: Default (atol, rtol) per dtype the check computes in. float32's steps are cbrt(eps) = 4.9e-3,
+#: whose rounding error is allowed for by itself (gradcheck.numeric, gradcheck.sweep): rtol 2e-3
+#: passed every correct module over 12 seeds x 4 shapes x 15 modules and catches a 1% error.
 _TOLERANCES = {
     torch.float64: (1e-5, 1e-3),
-    torch.float32: (1e-4, 1e-2),
+    torch.float32: (1e-4, 2e-3),
     torch.float16: (1e-2, 5e-2),
 }
 
@@ -175,7 +175,7 @@ def _prepare_args(
     numpy arrays are taken as tensors. ``shape`` is one shape or a list of them, one per input;
     an adapter with ``input_shapes(given)`` fills in the rest, and one with ``probe(args)``
     is called once on the inputs before the check (it raises CannotAdapt when it cannot be
-    checked)."""
+    checked, and may replace a drawn input: integer indices for an embedding)."""
     inputs = tuple(_from_numpy(x) for x in inputs)
     target = _from_numpy(target)
     for i, x in enumerate(inputs):
@@ -232,11 +232,11 @@ def _prepare_args(
             make_input(s, input_range=input_range, seed=seed + 10 * k) for k, s in enumerate(shapes)
         )
     args = [_copy(x, dtype) for x in inputs]
+    if callable(probe):
+        probe(args)
     perturbable = [i for i, x in enumerate(args) if x.is_floating_point()]
     if not perturbable:
         raise TypeError("gradcheck needs at least one floating-point input to differentiate")
-    if callable(probe):
-        probe(args)
     return args, perturbable, None
 
 

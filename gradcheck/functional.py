@@ -84,6 +84,8 @@ def _guess(stem: str, name: str, shapes: list[tuple[int, ...]]) -> tuple[int, ..
     name = name.lower()
     spatial = bool(_SPATIAL.search(stem))
     gates = 4 if "lstm" in stem else 1
+    if "embedding" in stem:  # x: (N, T) indices into w: (V, D)
+        return (_N, _T) if not shapes else (_D, _M)
     if not shapes:
         if "groupnorm" in stem:
             return (2, 2 * _C, _S, _S)  # channels in groups of G = 2
@@ -231,7 +233,15 @@ class FunctionPair(Adapted):
 
     def probe(self, args: list[Any]) -> None:
         """Call forward once on copies: what it returns must be ``(out, cache)`` (a loss:
-        ``(loss, dx)``), and on guessed shapes it must run, else the pair cannot be checked."""
+        ``(loss, dx)``), and on guessed shapes it must run, else the pair cannot be checked.
+        An embedding's drawn ``x`` becomes integer indices into its table."""
+        if "embedding" in self._stem and len(args) == 2 and self._guessed:
+            rows = args[1].shape[0]
+            generator = torch.Generator().manual_seed(len(self.label))
+            args[0] = torch.randint(0, rows, tuple(args[0].shape), generator=generator)
+            note = f"{self.input_names[0]} holds integer indices into {self.input_names[1]}"
+            if note not in self.notes:
+                self.notes.append(note)
         state = np.random.get_state()
         try:
             result = self._call([a.clone() if isinstance(a, torch.Tensor) else a for a in args])

@@ -37,6 +37,7 @@ CORRECT = [
     ("conv_padded", L.conv_forward_naive, L.conv_backward_naive, CONV),
     ("conv_unpadded_strided", L.conv_forward_naive, L.conv_backward_naive, UNPADDED),
     ("max_pool", L.max_pool_forward_naive, L.max_pool_backward_naive, POOL),
+    ("word_embedding_integer_indices", L.word_embedding_forward, L.word_embedding_backward, {}),
     ("softmax_loss_python_float", L.softmax_loss, None, {}),
     ("svm_loss_numpy_scalar", L.svm_loss, None, {}),
 ]
@@ -130,6 +131,13 @@ BROKEN = [
         gradcheck.INPUT_GRADIENT,
     ),
     ("softmax_not_averaged", L.softmax_loss_not_averaged, None, {}, gradcheck.INPUT_GRADIENT),
+    (
+        "word_embedding_repeated_words_overwrite",
+        L.word_embedding_forward,
+        L.word_embedding_backward_overwrites,
+        {},
+        gradcheck.INPUT_GRADIENT,
+    ),
     ("svm_sign_flipped", L.svm_loss_sign_flipped, None, {}, gradcheck.INPUT_GRADIENT),
 ]
 
@@ -355,3 +363,13 @@ def test_forwards_gradcheck_cannot_inspect_take_their_arrays_as_given():
     pair.train(False)
     pair.train(False)
     assert len(pair.notes) == 1
+
+
+def test_an_embedding_gets_integer_indices_and_its_table_is_the_gradient_checked():
+    report = check_functions(L.word_embedding_forward, L.word_embedding_backward)
+    assert report.options["input_shapes"] == [[4, 3], [5, 3]]
+    assert "x holds integer indices into W" in report.notes
+    assert [t.tensor for t in report[gradcheck.INPUT_GRADIENT].tensors] == ["W"]
+    pair = FunctionPair(L.word_embedding_forward, L.word_embedding_backward)
+    assert gradcheck.check(pair).passed and gradcheck.check(pair).passed
+    assert pair.notes == ["x holds integer indices into W"]

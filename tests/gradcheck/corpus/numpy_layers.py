@@ -172,6 +172,18 @@ def max_pool_backward_naive(dout, cache):
     return dx
 
 
+def word_embedding_forward(x, W):
+    """x holds integer indices into the rows of W."""
+    return W[x], (x, W.shape)
+
+
+def word_embedding_backward(dout, cache):
+    x, shape = cache
+    dW = np.zeros(shape, dtype=dout.dtype)
+    np.add.at(dW, x, dout)
+    return dW
+
+
 def softmax_loss(x, y):
     """Returns the loss as a Python float."""
     shifted = x - x.max(axis=1, keepdims=True)
@@ -308,6 +320,14 @@ def svm_loss_sign_flipped(x, y):
     """The gradient's sign is flipped."""
     loss, dx = svm_loss(x, y)
     return loss, -dx
+
+
+def word_embedding_backward_overwrites(dout, cache):
+    """dW[x] = dout: a word that occurs twice keeps one occurrence's gradient."""
+    x, shape = cache
+    dW = np.zeros(shape, dtype=dout.dtype)
+    dW[x] = dout
+    return dW
 
 
 def lstm_like_forward(x, w):
