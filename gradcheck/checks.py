@@ -427,7 +427,7 @@ def check(
         eps: the relative step ``h / max(1, |x|)``. Default: ``None``, the dtype's cube root of
             machine epsilon (``6.1e-6`` for float64).
         atol: absolute tolerance per entry. Default: ``1e-5`` (float64), ``1e-4`` (float32).
-        rtol: relative tolerance per entry. Default: ``1e-3`` (float64), ``1e-2`` (float32).
+        rtol: relative tolerance per entry. Default: ``1e-3`` (float64), ``2e-3`` (float32).
         seed: seeds generated inputs, targets, upstream gradients, and torch's global generator
             before each forward. Default: ``0``.
         train: ``True`` or ``False`` to put the module in train or eval mode for the check
