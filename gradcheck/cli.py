@@ -14,22 +14,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from gradcheck import isolate, limits
+from gradcheck.in_process import fd_stdout_to_stderr, run_in_process
 from gradcheck.inputs import DEFAULT_BATCH, DEFAULT_FEATURES
 from gradcheck.junit import write_junit
-from gradcheck.runner import Outcome, plan, run_target, tracking
+from gradcheck.runner import Outcome
+from gradcheck.verdicts import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, print_json, print_text, write_json
 
 __all__ = ["main"]
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 _DTYPES = ("float64", "float32", "float16")
 _TARGET_KINDS = ("like", "class", "onehot", "prob")
@@ -304,84 +303,6 @@ def _child_memory(args: argparse.Namespace) -> int:
     return _DEFAULT_CHILD_MEMORY
 
 
-@contextlib.contextmanager
-def _captured(into: list[str]) -> Iterator[None]:
-    """Send what the target's code prints to a buffer (in-process), never to our stdout."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        try:
-            yield
-        finally:
-            into.append(buffer.getvalue())
-
-
-@contextlib.contextmanager
-def _interrupts(flag: list[bool]) -> Iterator[None]:
-    """Tell a real Ctrl-C (SIGINT, which sets ``flag``) from a ``KeyboardInterrupt`` the
-    module raises: the first stops the run after the current target, the second is that
-    target's error."""
-
-    def interrupted(signum: int, frame: Any) -> None:
-        flag.append(True)
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGINT, interrupted)
-    except ValueError:  # not the main thread: Ctrl-C stops the target only
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _in_process(args: argparse.Namespace, options: dict[str, Any]) -> list[Outcome]:
-    """Resolve and check every target here. Torch's global generator is seeded with ``--seed``
-    before each TARGET is resolved, so modules that draw their initial weights from it (an
-    nnlite or torch ``Linear``) get the same weights on every run, in this process or in a
-    child; the caller's generator state is restored afterwards."""
-    import torch
-
-    outcomes = []
-    stopped: list[bool] = []
-    with torch.random.fork_rng(devices=[]), tracking(), _interrupts(stopped):
-        for spec in args.targets:
-            if stopped:
-                outcomes.append(Outcome(spec, "error", "not checked: interrupted (Ctrl-C)"))
-                continue
-            try:
-                _spec_in_process(spec, args, options, stopped, outcomes)
-            except KeyboardInterrupt:  # Ctrl-C outside the module's code
-                stopped.append(True)
-                outcomes.append(Outcome(spec, "error", "interrupted (Ctrl-C)"))
-    return outcomes
-
-
-def _spec_in_process(
-    spec: str,
-    args: argparse.Namespace,
-    options: dict[str, Any],
-    stopped: list[bool],
-    outcomes: list[Outcome],
-) -> None:
-    """Check ``spec``'s modules, appending each outcome as it comes (so that a Ctrl-C keeps
-    those already made)."""
-    printed: list[str] = []
-    with _captured(printed):
-        planned, targets = plan(spec, args.seed, _resolving(args))
-    for entry, target in zip(planned, targets or [None] * len(planned), strict=True):
-        if stopped:
-            outcomes.append(Outcome(entry.name, "error", "not checked: interrupted (Ctrl-C)"))
-        elif entry.status != "check":
-            outcomes.append(Outcome(entry.name, entry.status, entry.reason))
-        else:
-            with _captured(printed):
-                outcomes.append(run_target(target, options))
-            outcomes[-1].output = "".join(printed)
-            printed.clear()
-
-
 def _outcomes(args: argparse.Namespace) -> list[Outcome]:
     options = _check_options(args)
     if args.isolate and not isolate.available():
@@ -391,7 +312,9 @@ def _outcomes(args: argparse.Namespace) -> list[Outcome]:
             file=sys.stderr,
         )
     if not args.isolate or not isolate.available():
-        return _in_process(args, options)
+        return run_in_process(
+            args.targets, resolving=_resolving(args), seed=args.seed, options=options
+        )
     return isolate.run_isolated(
         args.targets,
         resolving=_resolving(args),
@@ -408,201 +331,6 @@ def _exit_status(outcomes: Sequence[Outcome]) -> int:
     if "error" in statuses:
         return EXIT_USAGE
     return EXIT_FAIL if "fail" in statuses else EXIT_PASS
-
-
-# ---------------------------------------------------------------------------------------------
-# Printing
-# ---------------------------------------------------------------------------------------------
-
-_COLOURS = {"pass": "32", "fail": "31", "error": "33", "skipped": "2"}
-_LABELS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
-
-
-def _use_colour(stream: TextIO) -> bool:
-    """Colour on a terminal only, never with NO_COLOR set (https://no-color.org)."""
-    if "NO_COLOR" in os.environ:
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def _paint(text: str, status: str, colour: bool) -> str:
-    return f"\033[{_COLOURS[status]}m{text}\033[0m" if colour else text
-
-
-def _worst(report: Any) -> str:
-    """``worst error 1.2e-11 <= tol 1.0e-05 (input_gradient: weight)``, or empty."""
-    worst = report.worst
-    if worst is None or None in (worst.numerical, worst.analytical, worst.tolerance):
-        return ""
-    check = next((c.name for c in report.checks if any(t is worst for t in c.tensors)), "")
-    error = abs(worst.numerical - worst.analytical)
-    verdict = "<=" if worst.passed else ">"
-    return f"worst error {error:.1e} {verdict} tol {worst.tolerance:.1e} ({check}: {worst.tensor})"
-
-
-def _summary(report: Any) -> str:
-    """The verdict's detail: the worst gradient entry, and the failed checks by name."""
-    failed = [c.name for c in report.failures]
-    worst = _worst(report)
-    if not failed:
-        return worst
-    if report.worst is not None and not report.worst.passed:
-        return f"{worst}; failed: {', '.join(failed)}"
-    return f"failed: {', '.join(failed)}"
-
-
-def _failure_lines(report: Any, verbose: bool) -> list[str]:
-    """What failed and where: the check and its message, then each failing tensor's worst entry
-    (index, numerical vs analytical, error vs tolerance); the module's traceback with -v."""
-    lines = []
-    for check in report.failures:
-        first, *rest = (check.message or "failed").rstrip().splitlines() or ["failed"]
-        lines.append(f"{check.name}: {first}")
-        lines.extend(f"  {line}" for line in rest)
-        lines.extend(f"  {tensor.describe()}" for tensor in check.tensors if not tensor.passed)
-        if check.traceback:
-            trace = check.traceback.rstrip().splitlines()
-            lines.extend(f"  {line}" for line in (trace if verbose else trace[-1:]))
-    return lines
-
-
-def _print_text(
-    outcomes: Sequence[Outcome], args: argparse.Namespace, seconds: float, out: TextIO
-) -> None:
-    colour = _use_colour(out)
-    width = min(max((len(o.name) for o in outcomes), default=0), 40)
-    for outcome in outcomes:
-        if outcome.status == "skipped" and not args.verbose:
-            continue
-        if outcome.status == "pass" and args.quiet:
-            continue
-        label = _paint(f"{_LABELS[outcome.status]:<5}", outcome.status, colour)
-        detail = outcome.reason or _summary(outcome.report)
-        print(f"{label} {outcome.name:<{width}}  {detail}".rstrip(), file=out)
-        if outcome.status == "fail":
-            print(_indent("\n".join(_failure_lines(outcome.report, args.verbose))), file=out)
-        elif outcome.report is not None and args.verbose:
-            print(_indent(str(outcome.report)), file=out)
-        if outcome.detail and args.verbose:
-            print(_indent(outcome.detail), file=out)
-        if outcome.output:  # what the target printed: on stderr, so stdout stays ours
-            _print_output(outcome, args.verbose)
-        if outcome.report is not None and not args.verbose:
-            # What the checker worked out or around (a stored output, an input gradient not
-            # compared, another input shape): part of the verdict, so never hidden.
-            for note in outcome.report.notes:
-                print(_indent(f"note: {note}"), file=out)
-    _print_table(outcomes, out, colour, args.quiet)
-    counts = {s: sum(o.status == s for o in outcomes) for s in _LABELS}
-    summary = f"{counts['pass']} passed, {counts['fail']} failed"
-    if counts["error"]:
-        summary += f", {counts['error']} could not be checked"
-    if counts["skipped"]:
-        summary += f", {counts['skipped']} skipped"
-    print(f"{summary} in {seconds:.1f}s", file=out)
-
-
-#: Lines of a target's own output shown on stderr without -v (a forward runs thousands of times).
-_OUTPUT_LINES = 10
-
-
-def _print_output(outcome: Outcome, verbose: bool) -> None:
-    lines = outcome.output.rstrip("\n").splitlines()
-    print(f"----- {outcome.name} printed:", file=sys.stderr)
-    shown = lines if verbose else lines[:_OUTPUT_LINES]
-    print("\n".join(shown), file=sys.stderr)
-    if len(shown) < len(lines):
-        print(
-            f"----- {len(lines) - len(shown)} more lines (-v shows them; --json and "
-            "--junit-xml keep them)",
-            file=sys.stderr,
-        )
-
-
-def _print_table(outcomes: Sequence[Outcome], out: TextIO, colour: bool, quiet: bool) -> None:
-    """Every target's verdict together, after the details, when some did not pass (with -q,
-    only those)."""
-    shown = [o for o in outcomes if o.status != "skipped"]
-    if len(shown) < 2 or all(o.status == "pass" for o in shown):
-        return
-    if quiet:
-        shown = [o for o in shown if o.status != "pass"]
-    width = min(max(len(o.name) for o in shown), 50)
-    print("verdicts:", file=out)
-    for outcome in shown:
-        label = _paint(f"{_LABELS[outcome.status]:<5}", outcome.status, colour)
-        if outcome.status == "fail":
-            why = ", ".join(c.name for c in outcome.report.failures)
-        else:
-            why = outcome.reason
-        why = why if len(why) <= 70 else why[:67] + "..."
-        print(f"  {label} {outcome.name:<{width}}  {why}".rstrip(), file=out)
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"      {line}" if line else "" for line in text.splitlines())
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with every float JSON cannot hold (inf, nan) as a string."""
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _write_json(document: dict[str, Any], out: TextIO) -> None:
-    out.write(json.dumps(_jsonable(document), indent=2, default=str, allow_nan=False) + "\n")
-
-
-def _print_json(
-    outcomes: Sequence[Outcome], args: argparse.Namespace, status: int, out: TextIO
-) -> None:
-    options = {
-        key: value
-        for key, value in vars(args).items()
-        if key not in ("targets", "json", "quiet", "verbose")
-    }
-    document = {
-        "passed": status == EXIT_PASS,
-        "exit_status": status,
-        "options": options,
-        "targets": [
-            {
-                "target": outcome.name,
-                "status": outcome.status,
-                "reason": outcome.reason or None,
-                "seconds": round(outcome.seconds, 4),
-                "report": outcome.report.to_dict() if outcome.report is not None else None,
-                "output": outcome.output,
-                "detail": outcome.detail or None,
-            }
-            for outcome in outcomes
-        ],
-    }
-    _write_json(document, out)
-
-
-@contextlib.contextmanager
-def _fd_stdout_to_stderr() -> Iterator[None]:
-    """In-process, send what C code or ``os.write(1, ...)`` prints to stderr while targets
-    run, so that stdout holds only our output."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        os.dup2(2, 1)
-    except (OSError, ValueError):  # no usable descriptors (an embedding host): nothing to do
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -623,7 +351,7 @@ def _parse(argv: list[str], out: TextIO) -> argparse.Namespace | int:
             raise _UsageError("; ".join(problems))
     except SystemExit:  # --help
         if _wants_json(argv):
-            _write_json({"passed": True, "exit_status": 0, "help": printed.getvalue()}, out)
+            write_json({"passed": True, "exit_status": 0, "help": printed.getvalue()}, out)
         else:
             out.write(printed.getvalue())
         return EXIT_PASS
@@ -631,7 +359,7 @@ def _parse(argv: list[str], out: TextIO) -> argparse.Namespace | int:
         message = str(error).strip()
         if _wants_json(argv):
             document = {"passed": False, "exit_status": EXIT_USAGE, "error": message}
-            _write_json({**document, "targets": []}, out)
+            write_json({**document, "targets": []}, out)
         else:
             print(f"{parser.format_usage()}gradcheck: error: {message}", file=sys.stderr)
         return EXIT_USAGE
@@ -656,23 +384,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args
         started = time.perf_counter()
         redirect = args.json and not (args.isolate and isolate.available())
-        with _fd_stdout_to_stderr() if redirect else contextlib.nullcontext():
+        with fd_stdout_to_stderr() if redirect else contextlib.nullcontext():
             outcomes = _outcomes(args)
         status = _exit_status(outcomes)
         seconds = time.perf_counter() - started
         if args.junit_xml:
             write_junit(args.junit_xml, outcomes, seconds)
         if args.json:
-            _print_json(outcomes, args, status, out)
+            print_json(outcomes, args, status, out)
         else:
-            _print_text(outcomes, args, seconds, out)
+            print_text(outcomes, args, seconds, out)
         out.flush()
     except BrokenPipeError:  # e.g. piped into head: stop writing, keep the exit status
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     except Exception as error:  # a failure of gradcheck itself: said plainly, never a traceback
         message = f"gradcheck failed: {type(error).__name__}: {error} (please report it)"
         if _wants_json(argv):
-            _write_json({"passed": False, "exit_status": EXIT_USAGE, "error": message}, out)
+            write_json({"passed": False, "exit_status": EXIT_USAGE, "error": message}, out)
         else:
             print(message, file=sys.stderr)
         return EXIT_USAGE

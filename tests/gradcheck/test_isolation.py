@@ -352,12 +352,12 @@ def test_a_failure_of_gradcheck_itself_is_a_message_never_a_traceback(capsys, mo
 
 
 def test_json_in_process_works_without_usable_descriptors(capsys, monkeypatch):
-    import gradcheck.cli as cli
+    from gradcheck import in_process
 
     def no_dup(fd):
         raise OSError("no descriptors")
 
-    monkeypatch.setattr(cli.os, "dup", no_dup)
+    monkeypatch.setattr(in_process.os, "dup", no_dup)
     status, document = json_main(capsys, "nnlite.Tanh", "--no-isolate")
     assert status == 0 and document["targets"][0]["status"] == "pass"
 
@@ -447,12 +447,12 @@ def test_without_fork_targets_run_in_process_and_say_so(capsys, monkeypatch):
 
 
 def test_ctrl_c_in_process_between_targets_stops_the_run(capsys, monkeypatch):
-    import gradcheck.cli as cli
+    from gradcheck import in_process
 
     def pressed(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "plan", pressed)
+    monkeypatch.setattr(in_process, "plan", pressed)
     status, document = json_main(capsys, "nnlite.Tanh", "nnlite.ReLU", "--no-isolate")
     assert status == 2
     assert [t["reason"] for t in document["targets"]] == [
