@@ -73,7 +73,7 @@ def in_sample(case_id: str) -> bool:
 def case_cost(config: Config) -> float:
     """A rough relative cost of a case (mini-batch steps), to start the longest cases first."""
     steps = -(-config.train_size // config.batch_size) * config.epochs
-    # Re-aligned cases (ELU while it is bounded) compare and reload the twins after every step.
+    # A re-aligned case (see bounds.py) compares and reloads the twins after every step.
     compared = 6.0 if needs_resync(config) else 1.0
     return (
         steps
