@@ -130,8 +130,10 @@ def _sweep_all(
     for start in range(0, len(groups), chunk):
         part = groups[start : start + chunk]
         parts.append(products(sweep.outputs(values, part), y0, part))
-    if not parts:
-        return products(np.empty((0, sweep.M)), y0, groups)
+    if not parts:  # an empty tensor
+        K = products.G.shape[0]
+        empty = {key: np.zeros((0, K)) for key in ("product", "quad", "abs", "gnorm", "outputs")}
+        return {**empty, "jmax": np.zeros(0), "rows": np.zeros(0, dtype=np.int64)}
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 

@@ -25,8 +25,7 @@ def compare_fast(j, check: str, tensor: Tensor, vs: Tensor, A: Tensor, noise: Te
     projection on ``d`` it adds up to at most ``noise |d|_1``.
     """
     s, options = j.s, j.options
-    M = vs.shape[1]
-    f = evaluator(s, check, M)
+    f = evaluator(s, check)
     x = tensor.detach().reshape(-1).clone()
     flat = tensor.detach().view(-1)
     L = options.projections

@@ -28,21 +28,12 @@ __all__ = ["Sweep", "evaluator", "rounding_scale"]
 _DIRECTIONS = 4
 
 
-def evaluator(s: Session, check: str, M: int) -> Callable[[], Any]:
-    """Return f(): forward (seeded) and the flat float64 output as a numpy array."""
+def evaluator(s: Session, check: str) -> Callable[[], Any]:
+    """Return f(): forward (seeded) and the flat float64 output as a numpy array (the session
+    refuses an output whose shape changed)."""
 
     def f() -> Any:
         out = s.forward(check)
-        if out.numel() != M:
-            raise ModuleFailed(
-                CheckResult(
-                    check,
-                    False,
-                    f"forward returned {out.numel()} values for a perturbed "
-                    f"input, {M} for the original one; the output shape must not depend on "
-                    "the values",
-                )
-            )
         try:
             return out.detach().reshape(-1).to(torch.float64).numpy()
         except Exception as exc:  # e.g. a tensor numpy cannot view (conjugate, sparse)
@@ -66,7 +57,7 @@ class Sweep:
     def __init__(self, s: Session, check: str, tensor: Tensor, M: int) -> None:
         self.s = s
         self.M = M
-        self.f = evaluator(s, check, M)
+        self.f = evaluator(s, check)
         self.x = tensor.detach().reshape(-1).clone()
         self.view = tensor.detach().view(-1).numpy()
         self.shape = tuple(tensor.shape)
@@ -212,7 +203,7 @@ def rounding_scale(s: Session, check: str, step: float) -> np.ndarray:
     Returns:
         ``max(modelled, measured deviation / eps)``, float64, one value per output entry.
     """
-    f = evaluator(s, check, s.out.numel())
+    f = evaluator(s, check)
     y0 = f().copy()
     tensors = [t for t in s.tensors() if t.numel()]
     saved = [t.detach().clone() for t in tensors]

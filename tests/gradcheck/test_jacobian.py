@@ -226,3 +226,50 @@ def test_sizes_print_in_their_unit():
         "12 MB",
         "1.5 GB",
     ]
+
+
+def test_failures_on_one_input_channel_are_named():
+    class WrongOnChannel1(scale.ScaledTanh):
+        def backward(self, grad):
+            result = super().backward(grad).clone()
+            result[:, 1] *= 2
+            return result
+
+    report = gradcheck.check(WrongOnChannel1(), _x(2, 4, 3, 3), mode="vjp")
+    assert "only channel 1" in report[gradcheck.INPUT_GRADIENT].message
+
+
+def test_failures_on_soft_target_rows_of_one_class_are_named_by_their_largest_probability():
+    class SoftWrongOnClass0(scale.CrossEntropyWrongOnClass0):
+        def forward(self, prediction, target):
+            return super().forward(prediction, target.argmax(dim=1))
+
+    target = torch.eye(3, dtype=torch.float64)[[0, 1, 2, 0, 1, 2]] * 0.8 + 0.2 / 3
+    report = gradcheck.check(SoftWrongOnClass0(), _x(6, 3), target=target)
+    assert "only rows whose target is class 0" in report[gradcheck.INPUT_GRADIENT].message
+
+
+def test_a_forward_whose_output_size_changes_under_perturbation_fails_with_the_reason():
+    class Growing(scale.ScaledTanh):
+        calls = 0
+
+        def forward(self, x):
+            Growing.calls += 1
+            y = super().forward(x)
+            return y if Growing.calls < 40 else torch.cat([y, y])
+
+    report = gradcheck.check(Growing(), _x(4, 5), mode="vjp")
+    assert "must not depend on earlier calls" in report[gradcheck.INPUT_GRADIENT].message
+
+
+def test_an_empty_parameter_compares_nothing_and_passes():
+    class WithEmpty(scale.ScaledTanh):
+        def __init__(self):
+            super().__init__()
+            self.empty, self.empty_grad = torch.zeros(0), torch.zeros(0)
+
+        def param(self):
+            return [(self.empty, self.empty_grad)]
+
+    report = gradcheck.check(WithEmpty(), _x(4, 5), mode="vjp")
+    assert report.passed, report
