@@ -90,7 +90,7 @@ def _memory(text: str) -> int:
         return limits.parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(
-            f"--memory-limit: {error} (a number alone is megabytes)"
+            f"--memory-limit: {error} (a number alone is bytes)"
         ) from None
 
 
@@ -298,6 +298,10 @@ def _child_memory(args: argparse.Namespace) -> int:
     if args.memory_limit is not None:
         return args.memory_limit
     budget = getattr(args, "max_memory", None)
+    if isinstance(budget, str):  # validated by limits.option_problems
+        from gradcheck.budget import parse_memory
+
+        budget = parse_memory(budget)
     if isinstance(budget, int) and budget > 0:
         return max(_DEFAULT_CHILD_MEMORY, 2 * budget + (1 << 30))
     return _DEFAULT_CHILD_MEMORY

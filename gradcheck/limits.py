@@ -34,11 +34,12 @@ _MAX_RANGE = 1e6
 _MAX_TIMEOUT = 7 * 24 * 3600
 _MAX_JOBS = 256
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
-_UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def parse_size(text: str) -> int:
-    """``300M``, ``2G``, ``1.5GB``, ``512`` (megabytes) -> bytes; ValueError otherwise."""
+    """``300M``, ``2G``, ``1.5GB``, ``536870912`` (bytes, as ``--max-memory`` reads it) ->
+    bytes; ValueError otherwise."""
     match = _SIZE.fullmatch(text) if len(text) < 40 else None
     if match is None:
         raise ValueError(f"expected a size such as 300M or 2G, got {text!r}")
@@ -148,6 +149,17 @@ def option_problems(args: Any) -> list[str]:
     jobs = getattr(args, "jobs", 1)
     if not 1 <= jobs <= _MAX_JOBS:
         problems.append(f"-j is how many targets run at once, 1 to {_MAX_JOBS}, got {jobs}")
+    budget = getattr(args, "max_memory", None)
+    if budget is not None:
+        from gradcheck.budget import parse_memory  # the checker's own reading of it
+
+        try:
+            if parse_memory(budget) > 1 << 40:
+                raise OverflowError
+        except ValueError as error:
+            problems.append(f"--max-memory: {error}")
+        except OverflowError:
+            problems.append(f"--max-memory is at most 1T (such as 512M or 2G), got {budget!r}")
     junit = getattr(args, "junit_xml", None)
     if junit is not None:
         folder = os.path.dirname(os.path.abspath(junit))
