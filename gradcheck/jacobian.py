@@ -146,12 +146,16 @@ class Jacobians:
                     jacobians = analytic_full(self.s, M, keep)
                 result = self.compare(check, name, tensor, methods[index], vs, A, jacobians, index)
                 if reference is not None and result.passed:
+                    if not bool(reference.products[index].any()):
+                        why = f"autograd finds no path from {name} to the output: forward "
+                        why += "detaches it (.detach(), .data)"
+                    else:
+                        why = "forward may hide a step from autograd (.detach(), .data), or "
+                        why += "the difference is below finite differences' sensitivity"
                     self.s.note(
                         f"autograd disagreed with backward for {name} (error "
                         f"{reference.disagreed[name]:.3g} x its rounding-level tolerance) but "
-                        "finite differences agree: forward may hide a step from autograd "
-                        "(.detach(), .data), or the difference is below finite differences' "
-                        "sensitivity"
+                        f"finite differences agree: {why}"
                     )
             results.append((check, result))
         for check in (INPUT_GRADIENT, PARAMETER_GRADIENT):

@@ -137,3 +137,49 @@ def test_projection_tolerance_scale_replaces_the_numerical_magnitude():
         analytical, numerical, atol=0.0, rtol=1e-3, rounding=zero, scale=torch.tensor([[100.0]])
     )
     assert not tight.all_passed and wide.all_passed
+
+
+def test_float32_screens_at_the_cube_root_of_epsilon_float64_at_its_square_root():
+    assert numeric.screening_step(torch.float64) == pytest.approx(2.0**-26)
+    assert numeric.screening_step(torch.float32) == pytest.approx((2.0**-23) ** (1 / 3))
+
+
+def test_richardsons_estimate_carries_three_halves_of_the_half_step_rounding():
+    # A linear function whose half-step outputs are off by one rounding unit r: D(h/2) errs by
+    # r / dx_half, D(h) by nothing, and D* = (4 D(h/2) - D(h)) / 3 by 4/3 of it, inside 3/2.
+    r, h = 1e-9, 1e-3
+    zero = torch.zeros(1, dtype=torch.float64)
+    plus, minus = (
+        torch.tensor([[h]], dtype=torch.float64),
+        torch.tensor([[-h]], dtype=torch.float64),
+    )
+    plus_half = torch.tensor([[h / 2 + r]], dtype=torch.float64)
+    minus_half = torch.tensor([[-h / 2]], dtype=torch.float64)
+    dx = torch.tensor([2 * h], dtype=torch.float64)
+    dx_half = torch.tensor([h], dtype=torch.float64)
+    allowance = torch.tensor([[r / h]], dtype=torch.float64)
+    c = numeric.compare(
+        torch.ones(1, 1, dtype=torch.float64),
+        torch.full((1, 1), 2.0, dtype=torch.float64),
+        atol=0.0,
+        rtol=0.0,
+        rounding=torch.zeros(1, 1, dtype=torch.float64),
+    )
+    numeric.refine(
+        c,
+        torch.tensor([0]),
+        zero,
+        plus,
+        minus,
+        dx,
+        plus_half,
+        minus_half,
+        dx_half,
+        atol=0.0,
+        rtol=0.0,
+        dtype_eps=2.0**-52,
+        rounding_half=allowance,
+    )
+    assert float(c.error) == pytest.approx(4 / 3 * r / h, rel=1e-6)
+    assert float(c.error) <= float(c.tolerance) - float(c.truncation)
+    assert float(c.tolerance - c.truncation) == pytest.approx(1.5 * r / h, rel=1e-6)
