@@ -459,3 +459,53 @@ def test_ctrl_c_in_process_between_targets_stops_the_run(capsys, monkeypatch):
         "interrupted (Ctrl-C)",
         "not checked: interrupted (Ctrl-C)",
     ]
+
+
+def test_in_process_a_memory_error_and_a_module_it_cannot_understand_are_errors(capsys, tmp_path):
+    module = tmp_path / "needy.py"
+    module.write_text(
+        "class Needy:\n"
+        "    def forward(self, x):\n"
+        "        raise MemoryError('simulated')\n\n"
+        "    def backward(self, grad):\n"
+        "        return grad\n\n\n"
+        "class Odd:\n"
+        "    def forward(self, x):\n"
+        "        return x\n\n"
+        "    def backward(self, grad):\n"
+        "        return grad\n\n"
+        "    def param(self):\n"
+        "        return [object()]\n"
+    )
+    status, document = json_main(capsys, f"{module}:Needy", f"{module}:Odd", "--no-isolate")
+    needy, odd = document["targets"]
+    assert status == 2
+    assert needy["status"] == "error" and "out of memory in forward" in needy["reason"]
+    assert odd["status"] == "error" and odd["reason"].startswith("cannot be checked: ")
+
+
+def test_in_process_runs_outside_the_main_thread_too(capsys):
+    import threading
+
+    statuses = []
+    thread = threading.Thread(target=lambda: statuses.append(main(["nnlite.Tanh", "--no-isolate"])))
+    thread.start()
+    thread.join(timeout=60)
+    capsys.readouterr()
+    assert statuses == [0]
+
+
+def test_a_closed_pipe_on_stdout_ends_the_run_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck", "nnlite", "nnlite.Linear(2, 3)", "-j", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    process.stdout.close()  # like `| head -0`: nobody reads the report
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0
+    assert b"Traceback" not in err
