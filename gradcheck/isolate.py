@@ -280,7 +280,7 @@ def _phase(child: _Child) -> str:
     return raw.decode("utf-8", "replace") or "start"
 
 
-def _death(child: _Child, status: int, timeout: float, memory_limit: int | None) -> str:
+def _death(child: _Child, status: int, timeout: float) -> str:
     """How the child ended, in words, and in which phase."""
     when = f"during {_phase(child)}"
     if child.timed_out:
@@ -397,7 +397,7 @@ def run_isolated(
     def finished(child: _Child, status: int) -> None:
         owed = child.current is not None or (child.job.target_index is None and not child.planned)
         if owed:
-            reason = _death(child, status, timeout, memory_limit)
+            reason = _death(child, status, timeout)
             if child.planned or child.job.target_index is not None:
                 name = plans[child.job.spec_index][child.current].name
             else:

@@ -316,7 +316,7 @@ def test_too_much_data_from_a_child_is_that_targets_error(capsys, monkeypatch):
     ids=["realtime-signal", "cpu-limit", "exit"],
 )
 def test_how_a_child_died_is_said_in_words(status, words):
-    assert words in isolate._death(_fake_child(), status, 60, None)
+    assert words in isolate._death(_fake_child(), status, 60)
 
 
 def test_the_address_space_is_unknown_without_proc(monkeypatch):
