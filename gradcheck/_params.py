@@ -226,10 +226,11 @@ def _holder(module: Any, item: Any, names: dict[int, str], fallback: str) -> Par
 
 
 def _name_of(module: Any, tensor: Tensor, names: dict[int, str], fallback: str) -> str:
+    """The attribute path holding ``tensor`` (found once, cached), else ``fallback``."""
     key = id(tensor)
     if key not in names:
-        names[key] = _find_name(module, tensor) or fallback
-    return names[key]
+        names[key] = _find_name(module, tensor) or ""
+    return names[key] or fallback
 
 
 def _looks_like_grad(module: Any, tensor: Tensor, names: dict[int, str]) -> bool:
@@ -270,7 +271,7 @@ def _pair_up(
         if says or lenient or unnamed:
             return [
                 Param(
-                    _name_of(module, items[a], names, f"{prefix}.{k}"),
+                    _name_of(module, items[a], names, f"{prefix}.{k}" if prefix else str(k)),
                     items[a],
                     (lambda g=items[b]: g),
                 )

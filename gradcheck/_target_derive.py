@@ -74,6 +74,10 @@ _OUT_NAMES = frozenset(
         "out_units",
         "hidden_size",
         "units",
+        "n_neurons",
+        "num_neurons",
+        "neurons",
+        "n_units",
     }
 )
 _IN_CHANNELS = frozenset(
