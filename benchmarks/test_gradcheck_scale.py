@@ -172,3 +172,13 @@ def test_conv_block_check_peak_memory(record_property, short_mode) -> None:
     print(f"conv block ({size}): peak {measured['peak_bytes'] / 2**20:.0f} MiB above the module's")
     assert measured["passed"]
     assert measured["peak_bytes"] < 1.5 * 2**30
+
+
+def test_default_check_catches_half_a_percent_everywhere_at_2000_by_500(short_mode) -> None:
+    """An elementwise backward 0.5% too large everywhere: it passed at 1000 x 1000 when auto
+    switched to projections; entry-wise products fail it at any size."""
+    shape = (200, 50) if short_mode else (2000, 500)
+    report = gradcheck.check(scale.ScaledTanh(factor=1.005), gradcheck.make_input(shape))
+    result = report[gradcheck.INPUT_GRADIENT]
+    assert not result.passed
+    assert "analytical = 1.005 x numerical" in result.message

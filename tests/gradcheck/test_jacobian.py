@@ -273,3 +273,9 @@ def test_an_empty_parameter_compares_nothing_and_passes():
 
     report = gradcheck.check(WithEmpty(), _x(4, 5), mode="vjp")
     assert report.passed, report
+
+
+def test_half_a_percent_everywhere_fails_at_a_size_where_auto_used_to_project():
+    report = gradcheck.check(scale.ScaledTanh(factor=1.005), _x(200, 50))
+    assert _modes(report) == {"input": "vjp"}
+    assert "analytical = 1.005 x numerical" in report[gradcheck.INPUT_GRADIENT].message
