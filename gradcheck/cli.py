@@ -353,6 +353,8 @@ def _parse(argv: list[str], out: TextIO) -> argparse.Namespace | int:
         problems = limits.option_problems(args)
         if problems:
             raise _UsageError("; ".join(problems))
+        if args.junit_xml:  # a module that changes directory in-process cannot move it
+            args.junit_xml = os.path.abspath(args.junit_xml)
     except SystemExit:  # --help
         if _wants_json(argv):
             write_json({"passed": True, "exit_status": 0, "help": printed.getvalue()}, out)

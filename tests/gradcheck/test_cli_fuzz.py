@@ -125,8 +125,8 @@ def test_random_command_lines_in_process_exit_0_1_or_2_without_a_checker_traceba
     _check(argv, status, out, err)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(TARGETS, min_size=1, max_size=3), st.booleans())
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(TARGETS, min_size=2, max_size=4), st.booleans())
 def test_random_targets_in_a_real_isolated_run_exit_0_1_or_2(targets, as_json):
     argv = [*targets, "--timeout", "5", *(["--json"] if as_json else [])]
     result = subprocess.run(

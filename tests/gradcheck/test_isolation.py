@@ -500,7 +500,7 @@ def test_a_closed_pipe_on_stdout_ends_the_run_quietly(tmp_path):
     import sys
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "gradcheck", "nnlite", "nnlite.Linear(2, 3)", "-j", "2"],
+        [sys.executable, "-m", "gradcheck", "nnlite.Tanh", "nnlite.Linear(2, 3)", "-j", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=Path(__file__).parents[2],
