@@ -69,7 +69,7 @@ Colour only on a terminal and never with NO_COLOR set.
 #: Seconds one target may take by default (importing and constructing, then its check).
 DEFAULT_TIMEOUT = 60.0
 #: Memory a child may add by default, beyond the interpreter's own: the checker's budget
-#: (--max-memory, where the command line has it) twice over, plus 1 GB for the module.
+#: (--max-memory, 1 GB by default) twice over, plus 1 GB for the module.
 _DEFAULT_CHILD_MEMORY = 3 << 30
 
 
@@ -303,7 +303,7 @@ def _child_memory(args: argparse.Namespace) -> int:
 
         budget = parse_memory(budget)
     if isinstance(budget, int) and budget > 0:
-        return max(_DEFAULT_CHILD_MEMORY, 2 * budget + (1 << 30))
+        return 2 * budget + (1 << 30)
     return _DEFAULT_CHILD_MEMORY
 
 
