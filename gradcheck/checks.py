@@ -339,8 +339,8 @@ def _fit_class_target(adapted: Adapted, args: list[Any], seed: int) -> str | Non
         out = adapted.forward(args[0], soft)
     except USER_ERRORS:
         return None  # class targets it is: the forward check reports the module's exception
-    if not isinstance(out, Tensor):
-        return None
+    if not isinstance(out, Tensor) or not bool(torch.isfinite(out).all()):
+        return None  # no better with probabilities: class targets it is
     args[1] = soft
     return (
         f"class-index targets did not fit ({problem}); probability rows like the prediction "
