@@ -115,6 +115,7 @@ class Reference:
             self.disagreed[name] = float(c.error[worst] / c.tolerance[worst])
             return None
         result = j.tensor_result(name, "autograd", c, scale)
+        result.atol, result.rtol = tolerance * scale, tolerance
         if result.worst_index is not None:
             entry, k = result.worst_index
             shape = j.s.tensors()[index].shape

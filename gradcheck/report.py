@@ -111,8 +111,10 @@ class TensorResult:
         )
         if self.mode == "full":
             text += f"(atol {self.atol:g} + rtol {self.rtol:g} * |{_fmt(self.numerical)}|"
-        elif self.mode in ("vjp", "autograd"):
+        elif self.mode == "vjp":
             text += f"(atol {self.atol:g} and rtol {self.rtol:g} per term of the product"
+        elif self.mode == "autograd":
+            text += f"(rounding level: atol {self.atol:.3g} + rtol {self.rtol:.3g} x |value|"
         else:
             text += f"(atol {self.atol:g} and rtol {self.rtol:g} per entry, over the projection"
         if self.truncation:

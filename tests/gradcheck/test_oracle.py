@@ -74,3 +74,10 @@ def test_a_step_hidden_from_autograd_does_not_make_correct_code_wrong():
 def test_an_unknown_oracle_is_refused():
     with pytest.raises(ValueError, match="oracle must be one of finite-differences, autograd"):
         gradcheck.check(correct.Tanh(), oracle="torch")
+
+
+def test_the_oracles_tolerance_is_printed_as_rounding_level():
+    report = gradcheck.check(correct.Tanh(), _x(4, 3), oracle="autograd")
+    text = report.worst.describe()
+    assert "numerical" in text and "(rounding level: atol" in text
+    assert report.worst.rtol == pytest.approx(1024 * 2.0**-52)
