@@ -414,3 +414,54 @@ def test_readme_lists_every_command_line_option():
     ]
     missing = [o for o in options if f"`{o}" not in section and f"{o}`" not in section]
     assert not missing, f"options the README does not show: {missing}"
+
+
+# -------------------------------------------------------------- isolation-era behaviours
+
+
+def test_usage_errors_are_one_json_document_with_json(capsys):
+    status, document = json_run(capsys, "nnlite.Tanh", "--atol", "inf")
+    assert status == 2 and document["exit_status"] == 2 and document["targets"] == []
+    assert "--atol must be from 0 to 1" in document["error"]
+    status, document = json_run(capsys, "nnlite.Tanh", "--no-such-option")
+    assert status == 2 and "unrecognized arguments: --no-such-option" in document["error"]
+    status = main(["--help", "--json"])
+    assert status == 0 and "path/to/file.py:Class" in json.loads(capsys.readouterr().out)["help"]
+
+
+def test_the_child_memory_follows_the_checkers_budget_when_there_is_one():
+    from argparse import Namespace
+
+    from gradcheck.cli import _child_memory
+
+    assert _child_memory(Namespace(memory_limit=300 << 20)) == 300 << 20
+    assert _child_memory(Namespace(memory_limit=None)) == 3 << 30
+    assert _child_memory(Namespace(memory_limit=None, max_memory="4G")) == 9 << 30
+
+
+def test_a_failure_of_gradcheck_itself_is_a_message_never_a_traceback(capsys, monkeypatch):
+    import gradcheck.cli as cli
+
+    def broken(args):
+        raise RuntimeError("internal")
+
+    monkeypatch.setattr(cli, "_outcomes", broken)
+    assert main(["nnlite.Tanh"]) == 2
+    assert "gradcheck failed: RuntimeError: internal (please report it)" in capsys.readouterr().err
+    status, document = json_run(capsys, "nnlite.Tanh")
+    assert status == 2 and "RuntimeError: internal" in document["error"]
+
+
+def test_a_module_gradcheck_cannot_understand_is_an_error_not_a_failure(capsys, tmp_path):
+    module = tmp_path / "odd.py"
+    module.write_text(
+        "class Odd:\n"
+        "    def forward(self, x):\n"
+        "        return x\n\n"
+        "    def backward(self, grad):\n"
+        "        return grad\n\n"
+        "    def param(self):\n"
+        "        return [object()]\n"
+    )
+    status, document = json_run(capsys, f"{module}:Odd")
+    assert status == 2 and document["targets"][0]["reason"].startswith("cannot be checked: ")
