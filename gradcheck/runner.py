@@ -11,6 +11,7 @@ import, constructor, forward, backward, ...).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 import traceback
@@ -177,11 +178,35 @@ def _short(text: str, limit: int = 300) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
+def _raised_by_module(exc: BaseException) -> bool:
+    """Whether the innermost frame that is neither torch's nor the standard library's belongs to
+    the user's code rather than to gradcheck."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    library = (os.path.dirname(os.__file__), os.path.dirname(os.path.dirname(_torch_file())))
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(package + os.sep):
+            return False
+        if not path.startswith(library):
+            return True
+    return False
+
+
+def _torch_file() -> str:
+    import torch
+
+    return torch.__file__ or ""
+
+
 def _unexpected(name: str, exc: BaseException, started: float) -> Outcome:
     from gradcheck.session import exception_text
 
-    if isinstance(exc, SystemExit | KeyboardInterrupt | MemoryError):
+    if isinstance(exc, SystemExit | KeyboardInterrupt):
         reason = f"the module {describe_exit(exc)} during {PHASE.text}"
+    elif isinstance(exc, MemoryError):
+        reason = f"out of memory (MemoryError) during {PHASE.text}"
+    elif _raised_by_module(exc):
+        reason = f"the module raised {_short(exception_text(exc))} during {PHASE.text}"
     else:
         reason = (
             f"gradcheck could not check it: {_short(exception_text(exc))} during {PHASE.text} "

@@ -47,3 +47,25 @@ def test_run_target_reports_a_constructor_failing_afresh_and_exits_from_anywhere
         raise KeyboardInterrupt
 
     assert "raised KeyboardInterrupt during" in run_target(Target("Y", build=exits), {}).reason
+
+
+def test_an_exception_from_the_modules_code_is_attributed_to_it(tmp_path, monkeypatch):
+    from gradcheck.runner import run_target
+    from gradcheck.targets import resolve
+
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    module = tmp_path / "custom.py"
+    module.write_text(
+        "class MyExit(BaseException):\n"
+        "    pass\n\n\n"
+        "class RaisesBase:\n"
+        "    def forward(self, x):\n"
+        "        raise MyExit('custom base exception')\n\n"
+        "    def backward(self, grad):\n"
+        "        return grad\n"
+    )
+    [found] = resolve(f"{module}:RaisesBase")
+    with tracking():
+        outcome = run_target(found, {})
+    assert outcome.status == "error"
+    assert outcome.reason == "the module raised MyExit: custom base exception during forward"
