@@ -146,7 +146,25 @@ _WRAPPED = frozenset(
     {"module", "layer", "block", "inner", "submodule", "sublayer", "net", "fn", "function"}
 )
 #: Methods a container is filled with after construction (``model.add(Linear(2, 3))``).
-_ADDERS = ("add", "add_layer", "add_module", "append")
+_ADDERS = ("add", "add_layer", "append")
+#: Words in a class name that say it holds layers: only such a class taking ``*args`` (or
+#: filled by ``add()``) is built as a container, not a ``TanH(*args)`` that ignores them.
+_CONTAINER_WORDS = (
+    "sequential",
+    "seq",
+    "container",
+    "net",
+    "model",
+    "block",
+    "chain",
+    "stack",
+    "compose",
+    "layers",
+    "list",
+    "pipeline",
+    "graph",
+    "mlp",
+)
 #: Constructor parameters that take the list of layers of a container.
 _LAYER_LISTS = frozenset(
     {
@@ -159,8 +177,6 @@ _LAYER_LISTS = frozenset(
         "layer_list",
         "module_list",
         "list_of_modules",
-        "model",
-        "network",
         "args",
         "components",
         "operations",
@@ -241,9 +257,10 @@ def is_abstract(cls: type) -> bool:
 
 
 def required_parameters(cls: type) -> tuple[list[inspect.Parameter], bool]:
-    """The constructor's required parameters, and whether it is a container: it takes
-    ``*modules`` (a var-positional parameter) and no ``**kwargs`` (torch modules take
-    ``*args, **kwargs`` only to pass them on), or one required list of layers."""
+    """The constructor's required parameters, and whether it is a container: its name says it
+    holds layers (``Sequential``, ``Net``, ``Block``, ...) and it takes ``*modules`` (with no
+    ``**kwargs``: torch modules take ``*args, **kwargs`` only to pass them on) or is filled by
+    ``add()``; or it takes one required list of layers (``layers``, ``modules``, ...)."""
     try:
         parameters = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):
@@ -251,13 +268,19 @@ def required_parameters(cls: type) -> tuple[list[inspect.Parameter], bool]:
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     required = [p for p in parameters if p.default is p.empty and p.kind not in variadic]
     kinds = {p.kind for p in parameters}
-    container = (
-        (inspect.Parameter.VAR_POSITIONAL in kinds and inspect.Parameter.VAR_KEYWORD not in kinds)
-        or _takes_layer_list(required)
-        or (
-            not required
-            and not _is_torch_module_class(cls)
-            and any(callable(getattr(cls, m, None)) for m in _ADDERS)
+    holds = any(word in cls.__name__.lower() for word in _CONTAINER_WORDS)
+    container = _takes_layer_list(required) or (
+        holds
+        and (
+            (
+                inspect.Parameter.VAR_POSITIONAL in kinds
+                and inspect.Parameter.VAR_KEYWORD not in kinds
+            )
+            or (
+                not required
+                and not _is_torch_module_class(cls)
+                and any(callable(getattr(cls, m, None)) for m in _ADDERS)
+            )
         )
     )
     return required, container

@@ -414,7 +414,7 @@ def check_accumulation(s: Session) -> None:
     for p, g1, g2, b, a in zip(s.params, once, twice, before, after, strict=True):
         if bool(_scaled_close(g2, 2 * g1, atol, rtol).all()):
             continue
-        if isinstance(b, Tensor) and a is not b:
+        if p.kind == "pair" and isinstance(b, Tensor) and a is not b:
             problems.append(
                 f"{p.name}: backward replaced the gradient tensor with a new one; "
                 "optimizers holding the pair from param() never see it: add in place "

@@ -264,6 +264,8 @@ def _fit_default_input(
     def attempt(x: Tensor) -> None:
         torch.default_generator.manual_seed(seed)
         out = adapted.forward(x.clone())
+        if not isinstance(out, Tensor):
+            raise TypeError(f"forward returned {type(out).__name__}")
         if isinstance(out, Tensor):
             generator = torch.Generator().manual_seed(seed)
             adapted.backward(torch.randn(out.shape, generator=generator).to(out.dtype))

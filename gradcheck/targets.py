@@ -221,7 +221,11 @@ def _package(
             targets.append(Target(label + qualified, skipped="not a module class"))
             continue
         if is_abstract(obj):
-            targets.append(Target(label + qualified, skipped="abstract base"))
+            targets.append(
+                Target(
+                    label + qualified, skipped="abstract base (forward or backward not implemented)"
+                )
+            )
             continue
         if is_model_wrapper(obj):
             targets.append(

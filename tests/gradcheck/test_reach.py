@@ -309,3 +309,56 @@ def test_sizes_defaulting_to_none_are_derived_as_keywords():
     from gradcheck.targets import derive_arguments
 
     assert derive_arguments(Up, "", 3, None).kwargs == (("scale_factor", 2), ("kernel_size", 3))
+
+
+def test_only_classes_named_for_holding_layers_are_built_as_containers():
+    from gradcheck.targets import derive_arguments
+
+    class Base:
+        def add_module(self, name, module):
+            pass
+
+        def forward(self, x):
+            return x
+
+        def backward(self, grad):
+            return grad
+
+    class ReLU(Base):
+        pass
+
+    class TanH(Base):
+        def __init__(self, *args):
+            pass
+
+    class Linear(Base):
+        def __init__(self, in_features, out_features):
+            pass
+
+    class Tanh(Base):
+        pass
+
+    class LossMSE(Base):
+        def __init__(self, model):
+            self.model = model
+
+    namespace = type("namespace", (), {"Linear": Linear, "Tanh": Tanh, "ReLU": ReLU})
+    assert derive_arguments(ReLU, "", 3, namespace).args == ()
+    assert derive_arguments(TanH, "", 3, namespace).args == ()
+    assert derive_arguments(LossMSE, "", 3, namespace) is None
+
+
+def test_a_layer_returning_nothing_for_a_2d_input_gets_an_nchw_batch():
+    class Upsample:
+        def forward(self, x):
+            if x.dim() != 4:
+                return None
+            return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+
+        def backward(self, grad):
+            n, c, h, w = grad.shape
+            return grad.view(n, c, h // 2, 2, w // 2, 2).sum((3, 5))
+
+    report = gradcheck.check(Upsample())
+    assert report.passed, str(report)
+    assert report.options["input_shapes"] == [[2, 3, 6, 6]]

@@ -320,7 +320,7 @@ def test_file_class_needing_arguments_shows_the_file_form(user_file):
 def test_whole_file_checks_its_concrete_module_classes(user_file):
     targets = resolve(str(user_file))
     by_name = {t.name.rpartition(":")[2]: t for t in targets}
-    assert by_name["Base"].skipped == "abstract base"
+    assert by_name["Base"].skipped.startswith("abstract base")
     assert by_name["Tanh"].build is not None
     assert "Lin(3, 4)" in by_name
     assert "Seq(Linear(3, 4), Tanh(), Linear(4, 3))" in by_name
@@ -343,7 +343,7 @@ def test_package_checks_every_exported_module_and_skips_the_rest(user_package):
         "mininn.Tanh",
         "mininn.helper",
     }
-    assert targets["mininn.Base"].skipped == "abstract base"
+    assert targets["mininn.Base"].skipped.startswith("abstract base")
     assert targets["mininn.Optimizer"].skipped == "not a module class"
     assert targets["mininn.helper"].skipped == "not a module class"
     assert "e.g. 'mininn.Conv(VOCABULARY)'" in targets["mininn.Conv"].error
@@ -384,7 +384,7 @@ def test_nnlite_package_checks_every_module_and_loss():
     assert "nnlite.Linear(3, 4)" in checked
     assert "nnlite.Sequential(nnlite.Linear(3, 4), nnlite.Tanh(), nnlite.Linear(4, 3))" in checked
     assert {"nnlite.ReLU", "nnlite.MSELoss", "nnlite.BCELoss", "nnlite.CrossEntropyLoss"} <= checked
-    assert targets["nnlite.Module"].skipped == "abstract base"
+    assert targets["nnlite.Module"].skipped.startswith("abstract base")
     assert not [t.error for t in targets.values() if t.error]
 
 
