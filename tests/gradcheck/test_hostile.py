@@ -79,12 +79,13 @@ def test_each_hostile_module_gets_a_verdict_saying_what_happened(capsys, name, s
     assert code == document["exit_status"] == {"pass": 0, "fail": 1, "error": 2}[status]
 
 
-def test_checker_failures_are_errors_with_the_traceback_under_verbose(capsys, monkeypatch):
+@pytest.mark.parametrize("where", [[], ["--no-isolate"]], ids=["isolated", "in-process"])
+def test_checker_failures_are_errors_with_the_traceback_under_verbose(capsys, monkeypatch, where):
     from gradcheck import checks
 
     # len(session) raises inside gradcheck's own code: a bug of the checker, not the module's.
     monkeypatch.setattr(checks, "_run", len)  # forked children inherit the patch
-    status = main([target("Tanh"), "-v"])
+    status = main([target("Tanh"), "-v", *where])
     out = capsys.readouterr().out
     assert status == 2
     assert "ERROR" in out and "(-v shows the traceback)" in out
