@@ -410,7 +410,12 @@ def adapt(module: Any, *, batch_dim: int = 0, target_first: bool | None = None) 
         return module
     if isinstance(module, torch.nn.Module):
         return TorchAdapted(module, batch_dim=batch_dim)
+    from gradcheck._loss_pairs import LossPairAdapted, loss_pair
     from gradcheck._numpy import NumpyAdapted, is_numpy_module, refuse_learning_rate
+
+    pair = loss_pair(module)
+    if pair is not None:
+        return LossPairAdapted(module, pair)
 
     if is_numpy_module(module):
         return NumpyAdapted(module, batch_dim=batch_dim, target_first=target_first)

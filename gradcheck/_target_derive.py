@@ -199,14 +199,19 @@ def _is_torch_module_class(cls: type) -> bool:
 def is_module_class(obj: Any) -> bool:
     """Whether ``obj`` is a class following the course protocol (or a ``torch.nn.Module``).
 
-    A class with a ``forward`` and a ``backward`` qualifies; optimizers, schedulers, functions and
-    sub-packages do not.
+    A class with a ``forward`` and a ``backward`` qualifies, and so does a loss written as a value
+    and a gradient method (``loss()`` and ``dloss()``, see :mod:`gradcheck._loss_pairs`);
+    optimizers, schedulers, functions and sub-packages do not.
     """
     if not inspect.isclass(obj):
         return False
     if _is_torch_module_class(obj):
         return True
-    return callable(getattr(obj, "forward", None)) and callable(getattr(obj, "backward", None))
+    if callable(getattr(obj, "forward", None)) and callable(getattr(obj, "backward", None)):
+        return True
+    from gradcheck._loss_pairs import loss_pair  # a loss written as loss() and dloss()
+
+    return loss_pair(obj) is not None
 
 
 def _is_stub(function: Any) -> bool:

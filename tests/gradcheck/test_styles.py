@@ -262,3 +262,26 @@ def test_a_protocol_the_checker_cannot_drive_cannot_be_checked_and_shows_the_ada
 def test_a_zero_grad_that_rebinds_fails_zero_grad_alone_not_the_gradient_comparison():
     report = gradcheck.check(styles.WrapperZeroGradRebinds())
     assert [c.name for c in report.failures] == ["zero_grad"], str(report)
+
+
+@pytest.mark.parametrize(
+    ("factory", "passes"),
+    [
+        (styles.MSEWithDerivative, True),
+        (styles.CallableMSE, True),
+        (styles.MSEApplyTwiceTheGradient, False),
+    ],
+    ids=["loss_and_dloss", "call_and_derivative", "apply_returning_value_and_gradient"],
+)
+def test_a_loss_written_as_a_value_and_a_gradient_method_is_checked(factory, passes):
+    report = gradcheck.check(factory())
+    assert report.checkable, report.unsupported
+    assert report.passed is passes, str(report)
+    assert any("no forward/backward: checked as a loss through" in n for n in report.notes)
+
+
+def test_a_value_and_gradient_loss_is_a_module_class_for_targets():
+    from gradcheck.targets import is_module_class
+
+    assert is_module_class(styles.MSEWithDerivative)
+    assert not is_module_class(dict)

@@ -684,3 +684,32 @@ class WrapperZeroGradRebinds:
 
     def zero_grad(self):
         self.dw = torch.zeros(self.w.shape)
+
+
+class MSEWithDerivative:
+    """A loss as two methods: ``loss(pred, target)`` and ``dloss(pred, target)``."""
+
+    def loss(self, prediction, target):
+        return ((prediction - target) ** 2).mean()
+
+    def dloss(self, prediction, target):
+        return 2 * (prediction - target) / prediction.numel()
+
+
+class MSEApplyTwiceTheGradient:
+    """``apply(pred, target)`` returns ``(value, gradient)``; the gradient lacks its 1/2."""
+
+    def apply(self, prediction, target):
+        diff = prediction - target
+        return 0.5 * (diff**2).mean(), diff / diff.numel() * 2
+
+
+class CallableMSE:
+    """``__call__`` for the value, ``derivative()`` from what it kept."""
+
+    def __call__(self, prediction, target):
+        self.diff = prediction - target
+        return float((self.diff**2).sum())
+
+    def derivative(self):
+        return 2 * self.diff
