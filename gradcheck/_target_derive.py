@@ -253,7 +253,12 @@ def is_abstract(cls: type) -> bool:
     ``pass`` or ``...``."""
     if inspect.isabstract(cls):
         return True
-    return any(_is_stub(getattr(cls, method, None)) for method in ("forward", "backward"))
+    methods: tuple[str | None, ...] = ("forward", "backward")
+    if not (callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None))):
+        from gradcheck._loss_pairs import loss_pair
+
+        methods = loss_pair(cls) or ()
+    return any(_is_stub(getattr(cls, method, None)) for method in methods if method)
 
 
 # ---------------------------------------------------------------------------------------------

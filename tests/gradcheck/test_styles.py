@@ -285,3 +285,17 @@ def test_a_value_and_gradient_loss_is_a_module_class_for_targets():
 
     assert is_module_class(styles.MSEWithDerivative)
     assert not is_module_class(dict)
+
+
+def test_a_base_loss_whose_value_and_gradient_methods_are_stubs_is_abstract():
+    from gradcheck.targets import is_abstract
+
+    class BaseLoss:
+        def loss(self, prediction, target):
+            pass
+
+        def dloss(self, prediction, target):
+            raise NotImplementedError
+
+    assert is_abstract(BaseLoss)
+    assert not is_abstract(styles.MSEWithDerivative)
