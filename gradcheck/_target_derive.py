@@ -257,7 +257,7 @@ def is_abstract(cls: type) -> bool:
     if not (callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None))):
         from gradcheck._loss_pairs import loss_pair
 
-        methods = loss_pair(cls) or ()
+        methods += loss_pair(cls) or ()
     return any(_is_stub(getattr(cls, method, None)) for method in methods if method)
 
 
