@@ -115,6 +115,7 @@ def _run(s: Session) -> None:
             behaviour.check_accumulation(s)
         stage = INPUT_GRADIENT
         Jacobians(s).run()
+        _say_values_are_right(s.report)
         if s.params:
             stage = ZERO_GRAD
             behaviour.check_zero_grad(s)
@@ -125,6 +126,18 @@ def _run(s: Session) -> None:
         if rest:
             result.message += f"; not run after this failure: {', '.join(rest)}"
         s.report.checks.append(result)
+
+
+def _say_values_are_right(report: Report) -> None:
+    """When only the accumulation contract broke, say that one backward's gradients are right:
+    a reader should not hunt for a wrong derivative."""
+    if ACCUMULATION in report and PARAMETER_GRADIENT in report:
+        accumulation, gradients = report[ACCUMULATION], report[PARAMETER_GRADIENT]
+        if not accumulation.passed and gradients.passed:
+            accumulation.message += (
+                "; the gradients of one backward are right (parameter_gradient passed): only "
+                "their accumulation over calls breaks the course contract"
+            )
 
 
 def _validate(

@@ -299,3 +299,10 @@ def test_a_base_loss_whose_value_and_gradient_methods_are_stubs_is_abstract():
 
     assert is_abstract(BaseLoss)
     assert not is_abstract(styles.MSEWithDerivative)
+
+
+def test_an_accumulation_failure_with_right_gradients_says_the_values_are_right():
+    from tests.gradcheck.corpus import broken
+
+    message = gradcheck.check(broken.LinearOverwritesGradient(3, 2))[gradcheck.ACCUMULATION].message
+    assert "the gradients of one backward are right (parameter_gradient passed)" in message
