@@ -19,6 +19,8 @@ import pytest
 
 from gradcheck.cli import main
 
+pytestmark = pytest.mark.isolated  # these tests are about the child processes
+
 HOSTILE = Path(__file__).parent / "corpus" / "hostile.py"
 ROOT = Path(__file__).parents[2]
 

@@ -14,6 +14,8 @@ from gradcheck import isolate
 from gradcheck.cli import main
 from gradcheck.runner import Outcome
 
+pytestmark = pytest.mark.isolated  # these tests are about the child processes
+
 HOSTILE = Path(__file__).parent / "corpus" / "hostile.py"
 
 
