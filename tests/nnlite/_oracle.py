@@ -22,16 +22,6 @@ def torch_forward_backward(
     return out.detach(), leaf.grad
 
 
-def ulp_distance(a: Tensor, b: Tensor) -> int:
-    """Largest distance between a and b in units in the last place of the larger of the two."""
-    assert a.dtype == b.dtype and a.shape == b.shape
-    if a.numel() == 0:
-        return 0
-    scale = torch.maximum(a.abs(), b.abs())
-    ulp = torch.nextafter(scale, torch.full_like(scale, float("inf"))) - scale
-    return int(((a - b).abs() / ulp).ceil().max().item())
-
-
 # ----------------------------------------------------------------- optimizers (SGD, Adam tests)
 PARAM_SHAPES = [(4, 3), (4,), (2, 3, 2)]
 
