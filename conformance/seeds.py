@@ -264,6 +264,13 @@ SEED_002 = Seed(
     runs=10,
     quick_epochs=5,
     map_row="CE / SGD / ReLU",
+    notes=(
+        "At SGD 0.1 with MSE, three of the ten ReLU and LeakyReLU runs overflow in their first "
+        "epoch (the last layer's N(0, 1) weights make the first steps large) and end near 50 %. "
+        "There the ReLU row is not exact: nnlite's ReLU backward multiplies the gradient by its "
+        "0/1 mask (inf x 0 = NaN) where torch's threshold_backward selects 0; "
+        "test_properties.py keeps the case as a strict xfail until nnlite matches.",
+    ),
 )
 
 # --------------------------------------------------------------------------------------- seed 003
