@@ -106,7 +106,8 @@ class _Products:
         T2 = self.T2[sample, i]
 
         def total(weights: np.ndarray) -> np.ndarray:
-            return np.stack([np.bincount(r, weights=w, minlength=slots) for w in weights], axis=1)
+            sums = [np.bincount(r, weights=w, minlength=slots) for w in weights]
+            return np.stack(sums, axis=1).astype(np.float64)  # bincount of nothing is int
 
         jmax = np.zeros(slots)
         if len(r):
@@ -162,26 +163,32 @@ def compare_vjp(j, check: str, name: str, tensor: Tensor, vs: Tensor, A: Tensor,
     xp = x + numeric.step_sizes(x, j.screen)
     dx = (xp.double() - x.double()).numpy()
     got = _sweep_all(sweep, products, xp.numpy(), sweep.all_groups(), y0, chunk)
-    order = np.argsort(got["rows"])
-    got = {key: value[order] for key, value in got.items()}
+    order = np.argsort(got.pop("rows"))
+    # One table at a time, in place where possible: at a million entries each is 64 MB.
     step = np.abs(dx)[:, None]
-    numerical = torch.from_numpy(got["product"] / dx[:, None])
-    quad = torch.from_numpy(got["quad"] / step)
-    scale = float((got["jmax"] / np.abs(dx)).max()) if n else 0.0
-    atol = options.atol * min(1.0, scale) * torch.from_numpy(got["gnorm"])
+
+    def take(key: str, divide: np.ndarray | None = None) -> Tensor:
+        value = got.pop(key)[order]
+        if divide is not None:
+            value /= divide
+        return torch.from_numpy(value)
+
+    scale = float((got.pop("jmax") / np.abs(dx)).max()) if n else 0.0
+    numerical = take("product", dx[:, None])
+    quad = take("quad", step)
+    atol = take("gnorm").mul_(options.atol * min(1.0, scale))
     eps = j.dtype_eps
     # Both sides round: the outputs' differences (divided by the step) and backward's sum of
     # the products' terms.
-    terms = torch.from_numpy(got["abs"] / step)
-    hidden = torch.from_numpy(products.hidden[None, :] / step)
-    rounding = (
-        numeric.ROUNDING_ULPS * eps * (torch.from_numpy(got["outputs"] / step) + hidden + terms)
-        + torch.from_numpy(noise)[None, :]
-    )
-    analytical = A.T.contiguous()
+    terms = take("abs", step)
+    rounding = take("outputs", step)
+    rounding += torch.from_numpy(products.hidden[None, :] / step)
+    rounding += terms
+    rounding.mul_(numeric.ROUNDING_ULPS * eps).add_(torch.from_numpy(noise)[None, :])
     comparison = numeric.compare(
-        analytical, numerical, atol=atol, rtol=options.rtol, rounding=rounding, scale=quad
+        A.T, numerical, atol=atol, rtol=options.rtol, rounding=rounding, scale=quad
     )
+    del rounding
     noise = torch.from_numpy(noise)[None, :]
     unrefined = _refine(j, sweep, products, comparison, y0, chunk, atol, quad, (terms, noise))
     return comparison, scale, sweep.N, unrefined

@@ -85,6 +85,8 @@ class Jacobians:
         self.oracle = s.report.options.get("oracle") or "finite-differences"
         #: Per output entry, the size of its terms (its rounding error's scale), set by run().
         self.terms = None
+        #: Upstream gradients of the entry-wise and projection methods (set by plan()).
+        self.K = 1 if s.adapted.is_loss else s.options.projections
         #: Per tensor, backward's measured rounding for each upstream gradient (analytic_vjp).
         self.noise: list[Tensor] = []
         #: Per tensor name, a pattern seen in its failing entries (a factor, a flipped sign).
@@ -93,6 +95,14 @@ class Jacobians:
     def plan(self, M: int) -> list[str]:
         """The method of every tensor; raises :class:`budget.TooLarge` before anything runs."""
         K = 1 if self.s.adapted.is_loss else self.options.projections
+        # Fewer upstream gradients rather than projections for a tensor whose entry-wise tables
+        # would not fit with all of them (a million entries at 1 GB): down to 2.
+        for t in self.s.tensors():
+            while K > 2 and budget.vjp_bytes(M, t.numel(), K) > self.max_memory:
+                if budget.vjp_bytes(M, t.numel(), 2) > self.max_memory:
+                    break
+                K -= 1
+        self.K = K
         return [
             budget.choose(
                 self.options.mode,
@@ -187,7 +197,7 @@ class Jacobians:
         the largest difference, scaled to each ``g_k``, joins the tolerance of ``g_k``'s
         products (``self.noise``; float64 makes it negligible, float32 does not).
         """
-        count = 1 if self.s.adapted.is_loss else self.options.projections
+        count = self.K
         vs, rows, raw = [], [], []
         for _ in range(count):
             v = self.s.upstream(self.s.out)

@@ -279,3 +279,10 @@ def test_half_a_percent_everywhere_fails_at_a_size_where_auto_used_to_project():
     report = gradcheck.check(scale.ScaledTanh(factor=1.005), _x(200, 50))
     assert _modes(report) == {"input": "vjp"}
     assert "analytical = 1.005 x numerical" in report[gradcheck.INPUT_GRADIENT].message
+
+
+def test_a_tensor_too_large_for_eight_upstream_gradients_gets_fewer_not_projections():
+    report = gradcheck.check(scale.ScaledTanh(), _x(100, 100), max_memory="8M")
+    result = _tensor(report, "input")
+    assert report.passed and result.mode == "vjp"
+    assert "by 6 vector-Jacobian products" in report[gradcheck.INPUT_GRADIENT].message
