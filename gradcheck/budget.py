@@ -123,10 +123,16 @@ def choose(
     )
 
 
+#: Arrays of one chunk's size the entry-wise sums hold at once (the outputs, their differences
+#: reordered by sample, which changed, absolute values, squares, and the products' operands).
+_CHUNK_COPIES = 12
+
+
 def chunk_rows(M: int, max_memory: int, reserved: int) -> int:
-    """How many rows of ``M`` outputs one chunk may hold once ``reserved`` bytes are taken."""
+    """How many rows of ``M`` outputs one chunk may hold once ``reserved`` bytes are taken (at
+    most 256: larger chunks gain no speed)."""
     free = max(max_memory - reserved, 0)
-    return max(1, min(4096, free // (3 * max(M, 1) * _BYTES)))
+    return max(1, min(256, free // (_CHUNK_COPIES * max(M, 1) * _BYTES)))
 
 
 def refuse_inputs(sizes: list[int], *, K: int, L: int, max_memory: int) -> str | None:

@@ -158,7 +158,7 @@ def compare_vjp(j, check: str, name: str, tensor: Tensor, vs: Tensor, A: Tensor,
     sweep.find_samples(y0, j.screen)
     products = _Products(sweep, vs.numpy(), j.terms)
     reserved = budget.vjp_bytes(M, n, K)
-    chunk = max(1, budget.chunk_rows(M, j.max_memory, reserved) // sweep.N)
+    chunk = budget.chunk_rows(M, j.max_memory, reserved)  # groups: one output row each
     # Screening: a forward difference at sqrt(eps) per entry.
     xp = x + numeric.step_sizes(x, j.screen)
     dx = (xp.double() - x.double()).numpy()
