@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import gradcheck
+import nnlite
 from tests.gradcheck.corpus import broken, conv, correct, scale
 
 
@@ -81,3 +82,11 @@ def test_the_oracles_tolerance_is_printed_as_rounding_level():
     text = report.worst.describe()
     assert "numerical" in text and "(rounding level: atol" in text
     assert report.worst.rtol == pytest.approx(1024 * 2.0**-52)
+
+
+def test_an_input_forward_detaches_is_named_and_judged_by_finite_differences():
+    # nnlite never builds a graph: its Linear detaches the input (the weight still has a path).
+    report = gradcheck.check(nnlite.Linear(3, 4), _x(5, 3), oracle="autograd")
+    assert report.passed
+    assert _modes(report)["weight"] == "autograd" and _modes(report)["input"] != "autograd"
+    assert any("autograd finds no path from input to the output" in n for n in report.notes)
