@@ -3,12 +3,14 @@
 The analytical Jacobian of each tensor compared this way comes from one backward per output
 entry with a basis vector (only the columns of the tensors in full mode are kept: a small bias
 does not force a dense Jacobian on a large weight). The numerical one perturbs each entry in
-place; entries outside tolerance are judged again by central differences at ``h`` and ``h/2``
+place (entries of independent samples in the same forward, :class:`gradcheck.sweep.Sweep`);
+entries outside tolerance are judged again by central differences at ``h`` and ``h/2``
 (:func:`gradcheck.numeric.refine`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -59,17 +61,20 @@ def compare_full(j, check: str, tensor: Tensor, analytic: Tensor) -> tuple:
     """Compare one tensor's analytical Jacobian with finite differences, entry by entry.
 
     Returns:
-        the comparison (rows: the tensor's entries, columns: the outputs) and the tensor's
-        scale (its largest numerical Jacobian entry).
+        the comparison (rows: the tensor's entries, columns: the outputs), the tensor's scale
+        (its largest numerical Jacobian entry) and how many entries one forward moved.
     """
     options = j.options
     M = analytic.shape[0]
     sweep = Sweep(j.s, check, tensor, M)
     x = sweep.x
-    zero = torch.from_numpy(sweep.f().copy())
+    y0 = sweep.f().copy()
+    zero = torch.from_numpy(y0)
+    sweep.find_samples(y0, j.screen)
+    every = np.arange(x.numel())
     # Screen every entry with one forward each (a forward difference at sqrt(eps)).
     xp = x + numeric.step_sizes(x, j.screen)
-    plus = torch.from_numpy(sweep.outputs(xp.numpy(), sweep.all_groups()))
+    plus = torch.from_numpy(sweep.columns(xp.numpy(), every, y0))
     dx = xp.double() - x.double()
     numerical = numeric.forward_difference(zero, plus, dx)
     scale = float(numerical.abs().max()) if numerical.numel() else 0.0
@@ -87,10 +92,10 @@ def compare_full(j, check: str, tensor: Tensor, analytic: Tensor) -> tuple:
     # Judge the rest by central differences at h and h/2 (Richardson, kink detection).
     rows = comparison.failing_rows()
     if rows.numel():
-        groups = sweep.groups(rows.numpy())
         h = numeric.step_sizes(x, j.base)
         points = [x + h, x - h, x + h / 2, x - h / 2]
-        p1, m1, p2, m2 = (torch.from_numpy(sweep.outputs(pt.numpy(), groups)) for pt in points)
+        listed = rows.numpy()
+        p1, m1, p2, m2 = (torch.from_numpy(sweep.columns(pt.numpy(), listed, y0)) for pt in points)
         dx_half = (points[2].double() - points[3].double())[rows]
         numeric.refine(
             comparison,
@@ -108,4 +113,4 @@ def compare_full(j, check: str, tensor: Tensor, analytic: Tensor) -> tuple:
             rounding_half=numeric.rounding(two_terms.expand_as(p2), dx_half, j.dtype_eps)
             + numeric.ROUNDING_ULPS * j.dtype_eps * analytic.T[rows].abs(),
         )
-    return comparison, scale
+    return comparison, scale, sweep.N

@@ -218,7 +218,7 @@ class Jacobians:
         """Compare one tensor by ``method``; return its result (hints recorded)."""
         unrefined, samples = 0, 1
         if method == "full":
-            c, scale = compare_full(self, check, tensor, jacobians[index])
+            c, scale, samples = compare_full(self, check, tensor, jacobians[index])
         elif method == "vjp":
             noise = self.noise[index].numpy()
             c, scale, samples, unrefined = compare_vjp(self, check, name, tensor, vs, A, noise)

@@ -169,6 +169,30 @@ class Sweep:
                     return False
         return True
 
+    def columns(self, values, rows: np.ndarray, y0: np.ndarray) -> np.ndarray:
+        """Return, per entry of ``rows``, the outputs with that entry alone moved to ``values``.
+
+        With independent samples, a group's forward moved one entry per sample: each entry's
+        row takes its sample's outputs from that forward and the unmoved outputs elsewhere
+        (bit for bit what moving it alone gives, as :meth:`find_samples` tested).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        groups = self.groups(rows)
+        outs = self.outputs(values, groups)
+        if self.N == 1:
+            return outs
+        result = np.tile(y0, (len(rows), 1))
+        where = np.zeros(self.x.numel(), dtype=np.int64)
+        where[rows] = np.arange(len(rows))
+        positions = self.perm.reshape(self.N, -1)
+        for slot in range(self.N):
+            entries = groups[:, slot]
+            moved = entries >= 0
+            if moved.any():
+                P = positions[slot]
+                result[where[entries[moved]][:, None], P[None, :]] = outs[moved][:, P]
+        return result
+
     def all_groups(self) -> np.ndarray:
         """Every entry, packed (``n / N`` groups of ``N`` when the samples are independent)."""
         return self.groups(np.arange(self.x.numel()))

@@ -94,6 +94,8 @@ def test_independent_samples_move_together_and_coupled_ones_do_not():
     linear = gradcheck.check(correct.Linear(4, 5), _x(6, 4), mode="vjp")
     assert _tensor(linear, "input").samples == 6
     assert _tensor(linear, "weight").samples == 5
+    full = gradcheck.check(correct.Linear(4, 5), _x(6, 4), mode="full")
+    assert full.passed and _tensor(full, "input").samples == 6
     coupled = gradcheck.check(scale.CoupledBatch(), _x(6, 4), mode="vjp")
     assert coupled.passed and _tensor(coupled, "input").samples == 4  # features, not samples
 
