@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conformance.bounds import needs_resync
-from conformance.compare import ConformanceError
 from conformance.harness import SideBySide
 from conformance.spec import ACTIVATIONS, LOSSES, Config
 
@@ -123,7 +122,8 @@ def test_elu_network_whose_loss_cancels_trains_identically() -> None:
 
 
 # Found by `python -m conformance` (seed 002, MSE / SGD / ReLU, run 3): at lr 0.1 the training
-# overflows in the first epoch, and from then on the twins differ in where they hold NaN.
+# overflows in the first epoch; nnlite's ReLU backward once gave inf * 0 = NaN there, where torch's
+# threshold_backward selects 0. The twins must agree even on a diverging run.
 RELU_OVERFLOW = Config(
     activation="relu",
     loss="mse",
@@ -137,12 +137,5 @@ RELU_OVERFLOW = Config(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConformanceError,
-    reason="nnlite's ReLU backward multiplies the upstream gradient by its 0/1 mask, so an "
-    "infinite gradient at a negative input gives inf * 0 = NaN; torch's threshold_backward "
-    "selects 0 there. Found at epoch 1, step 5: gradient of 0.weight, nnlite nan, torch.nn 0",
-)
 def test_relu_network_that_overflows_trains_identically() -> None:
     SideBySide(RELU_OVERFLOW).run(every_step=True)

@@ -113,18 +113,13 @@ class ReLU(_Activation):
         return torch.relu_(x)
 
     def _derivative(self, grad: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        # NOTE: torch's threshold_backward gives +0 where the *output* is <= 0 and the gradient
-        # itself elsewhere (a NaN output passes it through). +0 + grad * keep gives the same
-        # values for every finite gradient, the common +0 at inactive units included (grad * keep
-        # alone would give -0 for every negative gradient there). Two differences: a -0 gradient
-        # at an active unit comes out +0 (torch.equal and every later value ignore it), and a NaN
-        # or infinite gradient at an inactive unit gives NaN where torch gives 0. The mask is
-        # built in the result's dtype and memory (ne into a float tensor, addcmul over it in
-        # place): a bool mask makes addcmul convert it to a float temporary first, 4x slower at
-        # batch 1,000 and 15x at 100,000, with one more tensor of the activation's size alive.
+        # NOTE: torch's threshold_backward: +0 where the *output* is <= 0, the gradient itself
+        # elsewhere (a NaN output passes it through). A select, not a product with a 0/1 mask:
+        # an infinite or NaN gradient at an inactive unit must give 0, as torch gives, where
+        # inf * 0 would give NaN (a network that overflows in training, seed 002's MSE / SGD /
+        # ReLU at lr 0.1, diverged from torch.nn that way), and a -0 gradient stays -0.
         zero = scalar(0.0, y)
-        result = torch.ne(y, zero, out=torch.empty_like(y))
-        return torch.addcmul(zero, grad, result, out=result)
+        return torch.where(torch.le(y, zero), zero, grad)
 
     def _backward_owned(self, grad_output: Tensor) -> Tensor:
         """``backward`` computed in ``grad_output``'s memory, which the caller hands over.
@@ -147,11 +142,11 @@ class ReLU(_Activation):
             return self._derivative(grad_output, None, y)
         zero = scalar(0.0, y)
         flat_grad, flat_y = grad_output.view(-1), y.view(-1)
-        keep = flat_y.new_empty(_SLICE)
+        inactive = torch.empty(_SLICE, dtype=torch.bool, device=flat_y.device)
         for start in range(0, flat_grad.numel(), _SLICE):
             grad = flat_grad[start : start + _SLICE]
-            mask = torch.ne(flat_y[start : start + _SLICE], zero, out=keep[: grad.numel()])
-            torch.addcmul(zero, grad, mask, out=grad)
+            mask = torch.le(flat_y[start : start + _SLICE], zero, out=inactive[: grad.numel()])
+            torch.where(mask, zero, grad, out=grad)
         return grad_output
 
 
