@@ -457,6 +457,11 @@ def derive_arguments(
             return None if chain is None else Call(name, (Items(tuple(chain), list),), called=True)
         if not required:
             return Call(name, tuple(chain or ()), called=True)
+        # Sequential(name, *layers): the required arguments derived, then the layers.
+        sized = _sized(cls, name, features, features + 1)
+        if sized is None or chain is None:
+            return None
+        return Call(name, sized.args + tuple(chain), sized.kwargs, called=True)
     try:
         names = {p.lower() for p in inspect.signature(cls).parameters}
     except (TypeError, ValueError):

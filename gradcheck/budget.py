@@ -100,6 +100,8 @@ def choose(
         TooLarge: when the method asked for (or every method, in auto mode) needs more than
             ``max_memory``; the message names the sizes and the option.
     """
+    if M == 0 or n == 0:
+        return "full"  # an empty Jacobian: nothing to compare, in any mode
     need = {
         "full": full_bytes(M, n),
         "vjp": vjp_bytes(M, n, K),

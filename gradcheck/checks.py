@@ -115,10 +115,11 @@ def _run(s: Session) -> None:
             behaviour.check_accumulation(s)
         stage = INPUT_GRADIENT
         Jacobians(s).run()
-        _say_values_are_right(s.report)
+        _say_values_are_right(s.report, ACCUMULATION)
         if s.params:
             stage = ZERO_GRAD
             behaviour.check_zero_grad(s)
+            _say_values_are_right(s.report, ZERO_GRAD)
     except ModuleFailed as failure:
         result = failure.result
         ran = {c.name for c in s.report.checks}
@@ -128,15 +129,16 @@ def _run(s: Session) -> None:
         s.report.checks.append(result)
 
 
-def _say_values_are_right(report: Report) -> None:
-    """When only the accumulation contract broke, say that one backward's gradients are right:
-    a reader should not hunt for a wrong derivative."""
-    if ACCUMULATION in report and PARAMETER_GRADIENT in report:
-        accumulation, gradients = report[ACCUMULATION], report[PARAMETER_GRADIENT]
-        if not accumulation.passed and gradients.passed:
-            accumulation.message += (
+def _say_values_are_right(report: Report, check: str = ACCUMULATION) -> None:
+    """When only a contract check (accumulation, zero_grad) broke, say that one backward's
+    gradients are right: a reader should not hunt for a wrong derivative."""
+    if check in report and PARAMETER_GRADIENT in report:
+        contract, gradients = report[check], report[PARAMETER_GRADIENT]
+        if not contract.passed and gradients.passed:
+            what = "their accumulation over calls" if check == ACCUMULATION else "zero_grad()"
+            contract.message += (
                 "; the gradients of one backward are right (parameter_gradient passed): only "
-                "their accumulation over calls breaks the course contract"
+                f"{what} breaks the course contract"
             )
 
 

@@ -254,6 +254,44 @@ def _package(
     return targets
 
 
+#: Module names of scripts, not layers: importing one runs it (a course project's test.py trains
+#: the whole network at import). A folder or package walk skips them; name one to check it.
+_SCRIPTS = frozenset(
+    {
+        "test",
+        "tests",
+        "train",
+        "training",
+        "main",
+        "run",
+        "plot",
+        "plots",
+        "demo",
+        "demos",
+        "experiment",
+        "experiments",
+        "visualize",
+        "visualise",
+        "visualization",
+        "figures",
+        "evaluate",
+        "evaluation",
+        "eval",
+        "setup",
+        "conftest",
+        "__main__",
+        "benchmark",
+        "notebook",
+    }
+)
+_SCRIPT = "a script, not layers: importing it would run it (name the file to check it anyway)"
+
+
+def _is_script(name: str) -> bool:
+    lower = name.lower()
+    return lower in _SCRIPTS or lower.startswith(("test_", "run_", "plot_", "train_", "main_"))
+
+
 def _submodule_targets(
     package: types.ModuleType, prefix: str, features: int, channels: int | None
 ) -> list[Target]:
@@ -261,6 +299,9 @@ def _submodule_targets(
     targets: list[Target] = []
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         name = f"{prefix}.{info.name}"
+        if _is_script(info.name):
+            targets.append(Target(name, skipped=_SCRIPT))
+            continue
         try:
             module = import_dotted(name)
             targets += _package(module, "", name, features, None, channels)
@@ -277,9 +318,11 @@ def _folder(path: str, features: int, channels: int | None) -> list[Target]:
         package = load_package(path)
         return _package(package, "", package.__name__, features, None, channels)
     files = sorted(f for f in os.listdir(path) if f.endswith(".py"))
+    scripts = [f for f in files if _is_script(f[:-3])]
+    files = [f for f in files if f not in scripts]
     if not files:
         raise TargetError(f"folder {path!r} holds no .py file and no package to check")
-    targets: list[Target] = []
+    targets = [Target(os.path.join(path, f), skipped=_SCRIPT) for f in scripts]
     for file in files:
         spec = os.path.join(path, file)
         try:

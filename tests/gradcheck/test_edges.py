@@ -254,3 +254,28 @@ def test_a_report_that_cannot_be_checked_prints_why_and_its_notes():
     text = str(report)
     assert text.startswith("gradcheck StringParams: cannot be checked: StringParams: parameter")
     assert report.to_dict()["checkable"] is False
+
+
+@pytest.mark.parametrize("mode", ["auto", "full", "vjp", "fast"])
+def test_empty_jacobians_pass_in_every_mode(mode):
+    import nnlite
+
+    empty_batch = torch.zeros(0, 3, dtype=torch.float64)
+    assert gradcheck.check(nnlite.Linear(3, 4), empty_batch, mode=mode).passed
+    assert gradcheck.check(nnlite.Linear(3, 0), mode=mode).passed
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("batch", [2, 4])
+def test_batch_statistics_in_float32_are_linear_within_their_own_rounding(seed, batch):
+    x = gradcheck.make_input((batch, 3), seed=seed, dtype=torch.float32)
+    for module in (correct.Standardize(), correct.BatchNorm(3)):
+        report = gradcheck.check(module, x, dtype=torch.float32, seed=seed)
+        assert report.passed, str(report)
+
+
+def test_an_ignored_upstream_gradient_still_fails_linearity_in_float32():
+    from tests.gradcheck.corpus import broken
+
+    report = gradcheck.check(broken.TanhIgnoresUpstreamGradient(), dtype=torch.float32)
+    assert gradcheck.LINEARITY in [c.name for c in report.failures]

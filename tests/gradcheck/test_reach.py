@@ -240,7 +240,8 @@ def test_a_plain_folder_has_each_of_its_files_checked(tmp_path, isolated_imports
         "    def backward(self, grad):\n        return grad * (1 - self.y)\n"
     )
     (folder / "train.py").write_text("EPOCHS = 3\n")
-    (target,) = resolve(str(folder))
+    script, target = resolve(str(folder))
+    assert script.name.endswith("train.py") and script.skipped.startswith("a script, not layers")
     assert target.name.endswith("layers.py:Tanh")
     assert not gradcheck.check(target.build()).passed
 
@@ -362,3 +363,37 @@ def test_a_layer_returning_nothing_for_a_2d_input_gets_an_nchw_batch():
     report = gradcheck.check(Upsample())
     assert report.passed, str(report)
     assert report.options["input_shapes"] == [[2, 3, 6, 6]]
+
+
+def test_a_package_walk_skips_scripts_that_would_run_at_import(tmp_path, isolated_imports):
+    package = _write_layer_package(tmp_path)
+    (package / "plot.py").write_text("raise SystemExit('this trains a network at import')\n")
+    names = {t.name: t for t in resolve(str(package))}
+    assert names["project.others.plot"].skipped.startswith("a script, not layers")
+    assert "project.others.tanh.Tanh" in names
+
+
+def test_a_container_with_a_required_name_gets_its_layers_too():
+    from gradcheck.targets import derive_arguments
+
+    class Linear:
+        def __init__(self, in_features, out_features):
+            pass
+
+        def forward(self, x):
+            return x
+
+        def backward(self, grad):
+            return grad
+
+    class Tanh(Linear):
+        def __init__(self):
+            pass
+
+    class Sequential(Tanh):
+        def __init__(self, name, *layers):
+            self.layers = layers
+
+    namespace = type("namespace", (), {"Linear": Linear, "Tanh": Tanh})
+    call = derive_arguments(Sequential, "", 3, namespace)
+    assert call.args[0] == "layer" and len(call.args) == 4

@@ -306,3 +306,8 @@ def test_an_accumulation_failure_with_right_gradients_says_the_values_are_right(
 
     message = gradcheck.check(broken.LinearOverwritesGradient(3, 2))[gradcheck.ACCUMULATION].message
     assert "the gradients of one backward are right (parameter_gradient passed)" in message
+
+
+def test_a_zero_grad_failure_with_right_gradients_says_the_values_are_right():
+    message = gradcheck.check(styles.ZeroGradRebinds(3, 2))[gradcheck.ZERO_GRAD].message
+    assert "only zero_grad() breaks the course contract" in message
