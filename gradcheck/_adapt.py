@@ -396,11 +396,17 @@ class TorchAdapted(Adapted):
         return undo
 
 
-def adapt(module: Any, *, batch_dim: int = 0, target_first: bool | None = None) -> Adapted:
+def adapt(
+    module: Any,
+    *,
+    batch_dim: int = 0,
+    target_first: bool | None = None,
+    numpy: bool | None = None,
+) -> Adapted:
     """Return ``module`` behind the checker's interface (see the module docstring).
 
-    A module on numpy arrays (see :mod:`gradcheck._numpy`) is reached through views that share
-    memory with the checker's tensors.
+    A module on numpy arrays (see :mod:`gradcheck._numpy`; ``numpy=True`` insists, ``False``
+    refuses) is reached through views that share memory with the checker's tensors.
 
     Raises:
         CannotAdapt: the module has no forward or backward, or its backward takes a learning
@@ -417,7 +423,7 @@ def adapt(module: Any, *, batch_dim: int = 0, target_first: bool | None = None) 
     if pair is not None:
         return LossPairAdapted(module, pair)
 
-    if is_numpy_module(module):
+    if numpy if numpy is not None else is_numpy_module(module):
         return NumpyAdapted(module, batch_dim=batch_dim, target_first=target_first)
     refuse_learning_rate(module)  # before the protocol's checks: its message shows the adapter
     return Adapted(module, batch_dim=batch_dim, target_first=target_first)

@@ -386,6 +386,7 @@ def check(
     projections: int = 8,
     max_memory: int | str | None = None,
     oracle: str = "finite-differences",
+    numpy: bool | None = None,
 ) -> Report:
     r"""Check a module's backward against finite differences and its behaviour; return a report.
 
@@ -461,6 +462,9 @@ def check(
             differentiation of forward, entry by entry at rounding-level tolerance (finite
             differences judge a tensor where they disagree, and the whole check where autograd
             cannot follow forward; the report says why). Default: ``"finite-differences"``.
+        numpy: ``True`` to check a module on numpy arrays (inputs, parameters and gradients as
+            ndarrays), ``False`` to give it tensors; ``None`` decides from what it holds and
+            what its file imports. Default: ``None``.
 
     Returns:
         a :class:`Report` with one :class:`CheckResult` per check (see :data:`CHECKS`); a module
@@ -479,7 +483,7 @@ def check(
         raise TypeError("pass either inputs or shape=, not both: shape= sizes a drawn input")
     report = Report(module=_describe(module))
     try:
-        adapted = adapt(module, batch_dim=batch_dim, target_first=target_first)
+        adapted = adapt(module, batch_dim=batch_dim, target_first=target_first, numpy=numpy)
     except CannotAdapt as exc:
         report.unsupported = str(exc)
         return report

@@ -168,6 +168,13 @@ def _parser() -> argparse.ArgumentParser:
         "parameter names)",
     )
     parser.add_argument(
+        "--numpy",
+        action="store_const",
+        const=True,
+        help="check the module on numpy arrays (default: decided from what it holds and what "
+        "its file imports)",
+    )
+    parser.add_argument(
         "--batch-dim",
         type=int,
         choices=(0, 1),
@@ -266,6 +273,7 @@ _CHECK_OPTIONS = (
     "rtol",
     "max_memory",
     "oracle",
+    "numpy",
 )
 
 

@@ -279,3 +279,34 @@ def test_an_ignored_upstream_gradient_still_fails_linearity_in_float32():
 
     report = gradcheck.check(broken.TanhIgnoresUpstreamGradient(), dtype=torch.float32)
     assert gradcheck.LINEARITY in [c.name for c in report.failures]
+
+
+class CopiesItsInput:
+    """numpy code in a file that imports torch too: nothing it holds says which it is."""
+
+    def forward(self, x):
+        self.y = np.tanh(x.copy())
+        return self.y
+
+    def backward(self, grad):
+        return grad * (1 - self.y**2)
+
+
+def test_numpy_true_checks_a_numpy_module_the_file_cannot_tell_apart():
+    assert "has no attribute 'copy'" in gradcheck.check(CopiesItsInput())[gradcheck.FORWARD].message
+    assert gradcheck.check(CopiesItsInput(), numpy=True).passed
+
+
+def test_the_numpy_flag_reaches_the_check(capsys, tmp_path, monkeypatch):
+    from gradcheck.cli import main
+
+    (tmp_path / "mixed.py").write_text(
+        "import numpy as np\nimport torch\n\n"
+        "class Tanh:\n"
+        "    def forward(self, x):\n        self.y = np.tanh(x.copy())\n        return self.y\n"
+        "    def backward(self, grad):\n        return grad * (1 - self.y**2)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["mixed.py:Tanh", "--numpy", "--no-isolate"]) == 0
+    assert main(["mixed.py:Tanh", "--no-isolate"]) == 1
+    capsys.readouterr()
