@@ -245,3 +245,22 @@ def test_activation_hyperparameters_must_be_numbers():
         nnlite.LeakyReLU("x")
     with pytest.raises(TypeError, match="alpha must be a number, got None"):
         nnlite.ELU(None)
+
+
+@pytest.mark.parametrize("batch", [4, 1000, 20000])
+def test_relu_backward_gives_zero_for_non_finite_gradients_at_inactive_units(batch):
+    """inf * 0 would be NaN: torch's threshold_backward selects 0 there, at every size, and in a
+    Sequential's in-place path too."""
+    torch.manual_seed(0)
+    x, grad = torch.randn(batch, 25), torch.randn(batch, 25)
+    grad[0, :5], grad[1, :3], grad[2, 0] = float("inf"), float("nan"), -float("inf")
+    relu = nnlite.ReLU()
+    relu(x)
+    expected = torch.where(torch.relu(x) <= 0, 0.0, grad)
+    assert torch.equal(relu.backward(grad).nan_to_num(nan=7.0), expected.nan_to_num(nan=7.0))
+    model = nnlite.Sequential(nnlite.Linear(25, 25), nnlite.ReLU())
+    reference = nnlite.ReLU()
+    reference(model[0](x))
+    model(x)
+    direct = model[0].backward(reference.backward(grad))
+    assert torch.equal(model.backward(grad).nan_to_num(nan=7.0), direct.nan_to_num(nan=7.0))
