@@ -42,7 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradcheck._params import ADAPTER, CannotAdapt, Param, converted, list_params, promote
+from gradcheck._params import ADAPTER, CannotAdapt, Param, list_params
+from gradcheck._promote import converted, promote
 
 __all__ = ["Adapted", "CannotAdapt", "Param", "TorchAdapted", "adapt", "is_loss"]
 

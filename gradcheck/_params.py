@@ -1,22 +1,20 @@
-"""Where a module lists its parameters, what each listed item is, and the check's dtype.
+"""Where a module lists its parameters, and what each listed item is.
 
 The forms recognised are tabled in :mod:`gradcheck._adapt`; this file turns them into
-:class:`Param` objects (a tensor, and how to read its gradient now) and converts a module's
-tensors to the check's dtype and back.
+:class:`Param` objects (a tensor, and how to read its gradient now). :mod:`gradcheck._promote`
+converts them to the check's dtype and back.
 """
 
 from __future__ import annotations
 
-import numbers
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 
-__all__ = ["ADAPTER", "CannotAdapt", "Param", "children", "converted", "list_params", "promote"]
+__all__ = ["ADAPTER", "CannotAdapt", "Param", "children", "list_params"]
 
 _PARAM_SOURCES = ("named_param", "param", "parameters", "params")
 
@@ -446,71 +444,6 @@ def _find_name(module: Any, target: Any, depth: int = 4) -> str | None:
         return None
 
     return walk(module, "", 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Conversion to the check's dtype, and back
-# ---------------------------------------------------------------------------------------------
-
-
-def converted(t: Tensor, dtype: torch.dtype) -> Tensor:
-    return torch.empty(t.shape, dtype=dtype, device=t.device).copy_(t.detach())
-
-
-def _held_tensors(module: Any, depth: int = 4) -> list[Tensor]:
-    """Every floating tensor the module holds in its attributes, lists and dicts (and theirs)."""
-    found: dict[int, Tensor] = {}
-    seen: set[int] = set()
-
-    def walk(obj: Any, level: int) -> None:
-        if id(obj) in seen or level > depth:
-            return
-        seen.add(id(obj))
-        for _, value in children(obj):
-            if isinstance(value, Tensor):
-                if value.is_floating_point() and value.layout == torch.strided:
-                    found.setdefault(id(value), value)
-            elif value is not None and not isinstance(value, str | bytes | numbers.Number):
-                walk(value, level + 1)
-
-    walk(module, 0)
-    return list(found.values())
-
-
-def promote(module: Any, params: list[Param], dtype: torch.dtype) -> Callable[[], None]:
-    """Swap the storage of parameters, gradients and held tensors for ``dtype`` copies, keeping
-    the Python objects; return the undo function."""
-    saved: list[tuple[Any, ...]] = []
-    done: set[int] = set()
-
-    def convert(t: Tensor) -> None:
-        if id(t) in done or not t.is_floating_point():
-            return
-        done.add(id(t))
-        saved.append(("data", t, t.data))
-        if t.dtype != dtype:
-            t.data = converted(t.data, dtype)
-
-    for p in params:
-        convert(p.tensor)
-        grad = p.read_grad()
-        if p.holder is not None and isinstance(grad, Tensor):
-            saved.append(("attr", p.holder, grad))
-            p.holder.grad = converted(grad, dtype)
-            done.add(id(grad))
-        elif isinstance(grad, Tensor):
-            convert(grad)
-    for t in _held_tensors(module):
-        convert(t)
-
-    def undo() -> None:
-        for kind, obj, value in reversed(saved):
-            if kind == "data":
-                obj.data = value
-            else:
-                obj.grad = value
-
-    return undo
 
 
 def list_params(module: Any, names: dict[int, str]) -> list[Param]:

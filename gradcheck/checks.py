@@ -14,21 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from gradcheck import behaviour, budget
-from gradcheck._adapt import Adapted, CannotAdapt, adapt
+from gradcheck._adapt import CannotAdapt, adapt
 from gradcheck.behaviour import Unsupported
 from gradcheck.inputs import (
-    DEFAULT_FEATURES,
-    IMAGE_BATCH,
-    IMAGE_SIZE,
-    default_shape,
     loss_defaults,
-    make_input,
-    make_target,
 )
 from gradcheck.jacobian import Jacobians
 from gradcheck.names import (
@@ -48,6 +41,12 @@ from gradcheck.names import (
     PARAMETER_GRADIENT,
     PARAMETERS,
     ZERO_GRAD,
+)
+from gradcheck.prepare import (
+    fit_class_target,
+    fit_default_input,
+    fit_loss_input,
+    prepare_args,
 )
 from gradcheck.report import GradcheckError, Report
 from gradcheck.session import USER_ERRORS, ModuleFailed, Options, Session, exception_text
@@ -76,7 +75,6 @@ __all__ = [
 
 _MODES = ("auto", "full", "vjp", "fast")
 _ORACLES = ("finite-differences", "autograd")
-_TARGET_KINDS = ("auto", "like", "class", "onehot", "prob")
 #: Default (atol, rtol) per dtype the check computes in. float32's steps are cbrt(eps) = 4.9e-3,
 #: whose rounding error is allowed for by itself (gradcheck.numeric, gradcheck.sweep): rtol 2e-3
 #: passed every correct module over 12 seeds x 4 shapes x 15 modules and catches a 1% error.
@@ -167,203 +165,6 @@ def _describe(module: Any) -> str:
     if not text or (text.startswith("<") and " at 0x" in text) or len(text) > 80 or "\n" in text:
         return type(module).__name__
     return text
-
-
-def _copy(x: Tensor, dtype: torch.dtype) -> Tensor:
-    """The session's own copy of an input: floating inputs in the check's dtype."""
-    return torch.empty(x.shape, dtype=dtype if x.is_floating_point() else x.dtype).copy_(x.detach())
-
-
-def _prepare_args(
-    adapted: Adapted,
-    module: Any,
-    inputs: tuple[Any, ...],
-    target: Any,
-    target_kind: str,
-    input_range: Sequence[float] | None,
-    seed: int,
-    dtype: torch.dtype,
-    shape: Sequence[int] | Sequence[Sequence[int]] | None,
-) -> tuple[list[Any], list[int], str | None]:
-    """The inputs, which of them are differentiated, and the target kind drawn (if any).
-
-    numpy arrays are taken as tensors. ``shape`` is one shape or a list of them, one per input;
-    an adapter with ``input_shapes(given)`` fills in the rest, and one with ``probe(args)``
-    is called once on the inputs before the check (it raises CannotAdapt when it cannot be
-    checked, and may replace a drawn input: integer indices for an embedding)."""
-    inputs = tuple(_from_numpy(x) for x in inputs)
-    target = _from_numpy(target)
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor):
-            raise TypeError(
-                f"input {i} is a {type(x).__name__}; gradcheck takes tensors or numpy arrays "
-                "as inputs"
-            )
-    if target_kind not in _TARGET_KINDS:
-        raise ValueError(
-            f"target_kind must be one of {', '.join(_TARGET_KINDS)}, got {target_kind!r}"
-        )
-    given = _given_shapes(shape)
-    hook = getattr(adapted, "input_shapes", None)
-    shapes = hook(given) if callable(hook) and not inputs else given
-    probe = getattr(adapted, "probe", None)
-    if adapted.is_loss:
-        defaults = getattr(adapted, "loss_defaults", None)
-        kind, range_default = defaults() if callable(defaults) else loss_defaults(module)
-        if target_kind != "auto":
-            kind = target_kind
-        if inputs:
-            prediction = inputs[0]
-        else:
-            prediction = make_input(
-                shapes[0] if shapes else default_shape(module),
-                input_range=input_range or range_default,
-                seed=seed,
-            )
-        if len(inputs) > 2 or (len(inputs) == 2 and target is not None):
-            raise TypeError(
-                f"a loss takes (prediction, target); got {len(inputs)} inputs"
-                + (" and target=" if target is not None else "")
-            )
-        if len(inputs) == 2:
-            target = inputs[1]
-        drawn = None
-        if target is None:
-            target, drawn = make_target(prediction, kind=kind, seed=seed), kind
-        if not isinstance(target, Tensor):
-            raise TypeError(f"target is a {type(target).__name__}; pass a tensor")
-        args = [_copy(prediction, dtype), _copy(target, dtype)]
-        if callable(probe):
-            probe(args)
-        return args, [0], drawn
-    if target is not None:
-        raise TypeError(
-            f"target= is for losses; {type(module).__name__} is not one (its backward takes a "
-            "gradient). Pass every input positionally"
-        )
-    if not inputs:
-        shapes = shapes or [default_shape(module, batch_dim=adapted.batch_dim)]
-        inputs = tuple(
-            make_input(s, input_range=input_range, seed=seed + 10 * k) for k, s in enumerate(shapes)
-        )
-    args = [_copy(x, dtype) for x in inputs]
-    if callable(probe):
-        probe(args)
-    perturbable = [i for i, x in enumerate(args) if x.is_floating_point()]
-    if not perturbable:
-        raise TypeError("gradcheck needs at least one floating-point input to differentiate")
-    return args, perturbable, None
-
-
-def _from_numpy(x: Any) -> Any:
-    """A numpy array as a tensor (a copy: the session owns its inputs); anything else as is."""
-    return torch.tensor(x) if isinstance(x, np.ndarray) else x
-
-
-def _given_shapes(shape: Any) -> list[tuple[int, ...]]:
-    """``shape`` as a list of shapes: ``(4, 3)`` is one, ``[(4, 5), (5, 3), (3,)]`` three."""
-    if shape is None:
-        return []
-    shape = list(shape)
-    if shape and all(isinstance(s, Sequence) for s in shape):
-        return [tuple(int(n) for n in s) for s in shape]
-    return [tuple(int(n) for n in shape)]
-
-
-def _fit_default_input(
-    adapted: Adapted, args: list[Any], seed: int, input_range: Sequence[float] | None
-) -> str | None:
-    """For a layer given a drawn ``(N, D)`` input: if its forward or backward refuses it, try an
-    NCHW image batch (a parameterless layer of an image project) and say so."""
-
-    def attempt(x: Tensor) -> None:
-        torch.default_generator.manual_seed(seed)
-        out = adapted.forward(x.clone())
-        if not isinstance(out, Tensor):
-            raise TypeError(f"forward returned {type(out).__name__}")
-        if isinstance(out, Tensor):
-            generator = torch.Generator().manual_seed(seed)
-            adapted.backward(torch.randn(out.shape, generator=generator).to(out.dtype))
-
-    try:
-        attempt(args[0])
-        return None
-    except USER_ERRORS as exc:
-        problem = exception_text(exc)
-    shape = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
-    image = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
-    try:
-        attempt(image)
-    except USER_ERRORS:
-        return None  # the (N, D) input it is: the checks report the module's exception
-    drawn = tuple(args[0].shape)
-    args[0] = image
-    return (
-        f"a {drawn} input was refused ({problem}); an NCHW batch {shape} was drawn instead; "
-        "pass shape= (--shape) to choose"
-    )
-
-
-def _fit_loss_input(
-    adapted: Adapted, args: list[Any], seed: int, input_range: Sequence[float] | None, kind: str
-) -> str | None:
-    """For a loss given a drawn ``(N, D)`` prediction: if its forward or backward refuses it,
-    try one output per sample, ``(N, 1)`` then ``(N,)`` (a loss written for a one-output
-    network), then an NCHW image batch (an image project's loss)."""
-
-    def attempt(prediction: Tensor, target: Tensor) -> None:
-        torch.default_generator.manual_seed(seed)
-        adapted.forward(prediction.clone(), target.clone())
-        adapted.backward(None)
-
-    try:
-        attempt(args[0], args[1])
-        return None
-    except USER_ERRORS as exc:
-        problem = exception_text(exc)
-    drawn = tuple(args[0].shape)
-    image = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
-    for shape in ((drawn[0], 1), (drawn[0],), image):
-        prediction = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
-        target = make_target(prediction, kind=kind, seed=seed)
-        target = target.to(args[0].dtype) if target.is_floating_point() else target
-        try:
-            attempt(prediction, target)
-        except USER_ERRORS:
-            continue
-        args[0], args[1] = prediction, target
-        return (
-            f"a {drawn} prediction was refused ({problem}); a {shape} one was drawn instead; "
-            "pass shape= (--shape) to choose"
-        )
-    return None
-
-
-def _fit_class_target(adapted: Adapted, args: list[Any], seed: int) -> str | None:
-    """For a loss given drawn class-index targets: if its forward refuses them, try targets like
-    the prediction (probability rows, a soft-target cross-entropy) and say so."""
-    torch.default_generator.manual_seed(seed)
-    try:
-        out = adapted.forward(*args)
-        if isinstance(out, Tensor) and bool(torch.isfinite(out).all()):
-            return None
-        problem = "its forward returned no finite value"
-    except USER_ERRORS as exc:
-        problem = f"its forward raised {exception_text(exc)}"
-    soft = make_target(args[0], kind="prob", seed=seed).to(args[0].dtype)
-    torch.default_generator.manual_seed(seed)
-    try:
-        out = adapted.forward(args[0], soft)
-    except USER_ERRORS:
-        return None  # class targets it is: the forward check reports the module's exception
-    if not isinstance(out, Tensor) or not bool(torch.isfinite(out).all()):
-        return None  # no better with probabilities: class targets it is
-    args[1] = soft
-    return (
-        f"class-index targets did not fit ({problem}); probability rows like the prediction "
-        "were used (a soft-target cross-entropy); pass target_kind='class' (--target class) "
-        "to insist on class indices"
-    )
 
 
 def check(
@@ -488,7 +289,7 @@ def check(
         report.unsupported = str(exc)
         return report
     try:
-        args, perturbable, drawn = _prepare_args(
+        args, perturbable, drawn = prepare_args(
             adapted, module, inputs, target, target_kind, input_range, seed, dtype, shape
         )
     except CannotAdapt as exc:
@@ -539,14 +340,14 @@ def check(
             return report
         note = None
         if drawn == "class" and target_kind == "auto":
-            note = _fit_class_target(adapted, args, seed)
+            note = fit_class_target(adapted, args, seed)
         elif not inputs and shape is None and args[0].dim() == 2:
             if adapted.is_loss and drawn is not None:
-                note = _fit_loss_input(
+                note = fit_loss_input(
                     adapted, args, seed, input_range or loss_defaults(module)[1], drawn
                 )
             elif not adapted.is_loss:
-                note = _fit_default_input(adapted, args, seed, input_range)
+                note = fit_default_input(adapted, args, seed, input_range)
         if note:
             report.notes.append(note)
             report.options["input_shapes"] = [list(a.shape) for a in args]

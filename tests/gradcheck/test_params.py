@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradcheck._params import CannotAdapt, list_params, promote
+from gradcheck._params import CannotAdapt, list_params
+from gradcheck._promote import promote
 
 
 class Holder:
