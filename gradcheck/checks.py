@@ -30,14 +30,8 @@ from gradcheck.names import (
     CHECKS,
     DETERMINISM,
     FORWARD,
-    FORWARD_DETERMINISM,
-    GRAD_OUTPUT_MUTATION,
-    GRADIENT_SHAPE,
     INPUT_GRADIENT,
-    INPUT_MUTATION,
     LINEARITY,
-    OUTPUT_MUTATION,
-    OUTPUT_SHAPE,
     PARAMETER_GRADIENT,
     PARAMETERS,
     ZERO_GRAD,
@@ -51,27 +45,7 @@ from gradcheck.prepare import (
 from gradcheck.report import GradcheckError, Report
 from gradcheck.session import USER_ERRORS, ModuleFailed, Options, Session, exception_text
 
-__all__ = [
-    "ACCUMULATION",
-    "BACKWARD",
-    "CHECKS",
-    "DETERMINISM",
-    "FORWARD",
-    "FORWARD_DETERMINISM",
-    "GRADIENT_SHAPE",
-    "GRAD_OUTPUT_MUTATION",
-    "INPUT_GRADIENT",
-    "INPUT_MUTATION",
-    "LINEARITY",
-    "OUTPUT_MUTATION",
-    "OUTPUT_SHAPE",
-    "PARAMETERS",
-    "PARAMETER_GRADIENT",
-    "ZERO_GRAD",
-    "assert_gradients",
-    "check",
-    "default_tolerances",
-]
+__all__ = ["assert_gradients", "check", "default_tolerances"]
 
 _MODES = ("auto", "full", "vjp", "fast")
 _ORACLES = ("finite-differences", "autograd")
