@@ -122,6 +122,13 @@ def _interpret(module: Any, items: list[Any], names: dict[int, str]) -> list[Par
     return params
 
 
+def _not_made(grad: Any) -> bool:
+    """A gradient placeholder backward replaces with a tensor: ``None``, or the number 0."""
+    return grad is None or (
+        isinstance(grad, int | float) and not isinstance(grad, bool) and grad == 0
+    )
+
+
 def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Param]:
     if item is None:
         return []
@@ -135,8 +142,8 @@ def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Par
             return [_named(module, item[0], item[1], names, index)]
         if _is_tensor_pair(item):
             return _tensor_tuple(module, list(item), names, index)
-        if len(item) == 2 and isinstance(item[0], Tensor) and item[1] is None:
-            tensor = item[0]  # a pair whose gradient backward has not made yet
+        if len(item) == 2 and isinstance(item[0], Tensor) and _not_made(item[1]):
+            tensor = item[0]  # a pair whose gradient backward has not made yet (None, or 0)
             return [Param(_name_of(module, tensor, names, str(index)), tensor, lambda: None)]
         if all(_holder_tensor(x) is not None for x in item):
             return [_holder(module, x, names, f"{index}.{i}") for i, x in enumerate(item)]
@@ -262,7 +269,10 @@ def _pair_up(
         ([(i, i + n // 2) for i in range(n // 2)], "halves"),
     )
     for pairs, _ in orders:
-        if not all(items[a].shape == items[b].shape for a, b in pairs):
+        same = all(items[a].shape == items[b].shape for a, b in pairs)
+        # A lone (b, db) whose gradient lost a dimension, (1, n) and (n,): still a pair, and
+        # the gradient_shape check says what is wrong with it.
+        if not same and not (n == 2 and lenient and items[0].numel() == items[1].numel()):
             continue
         says = all(grads[b] and not grads[a] for a, b in pairs)
         unnamed = not any(named[b] for _, b in pairs)

@@ -115,10 +115,34 @@ def load_file(path: str) -> types.ModuleType:
             raise TargetError(_missing_module(path, error)) from None
         except Exception as error:
             del sys.modules[name]
+            dotted = _namespace_name(path)
+            if _relative_import_failed(error) and dotted is not None:
+                # ``from .module import Module`` in a folder without ``__init__.py``: import
+                # the file as part of that folder (a namespace package), as the dotted
+                # target would.
+                return _load_package_file(path, dotted)
             raise TargetError(
                 f"importing {path!r} failed: {type(error).__name__}: {error}"
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _relative_import_failed(error: Exception) -> bool:
+    return isinstance(error, ImportError) and "relative import" in str(error)
+
+
+def _namespace_name(path: str) -> str | None:
+    """The dotted name of a file in folders without ``__init__.py``: from the working folder
+    when the file is under it (``ee559_nn/modules/linear.py`` -> ``ee559_nn.modules.linear``),
+    else its own folder's name and its stem; None when a part is not an identifier."""
+    stem = os.path.splitext(path)[0]
+    relative = os.path.relpath(stem, os.getcwd())
+    parts = relative.split(os.sep)
+    if relative.startswith(os.pardir) or len(parts) < 2:
+        parts = stem.split(os.sep)[-2:]
+    if len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        return None
+    return ".".join(parts)
 
 
 def _folder_holding(folder: str, name: str | None, levels: int = 3) -> str | None:

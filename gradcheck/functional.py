@@ -26,6 +26,7 @@ import torch
 
 from gradcheck._adapt import Adapted, CannotAdapt, Param
 from gradcheck._numpy import numpy_views, seed_numpy, to_tensor, to_tensors
+from gradcheck.inputs import make_input
 from gradcheck.report import Report
 from gradcheck.session import exception_text
 
@@ -52,6 +53,8 @@ _SPATIAL = re.compile(r"conv|pool|spatial")
 _TEMPORAL = re.compile(r"temporal|^rnn_forward|^lstm_forward|^rnn$|^lstm$")
 #: Sizes of guessed shapes: batch, features, outputs, channels, image side, filters, steps.
 _N, _D, _M, _C, _S, _F, _T = 4, 5, 3, 3, 5, 2, 3
+#: Image sides tried, in order, when an image layer refuses ``_S``.
+_SIDES = (4, 6, 8, 7, 9)
 
 
 def _signature(function: Any) -> inspect.Signature | None:
@@ -248,6 +251,9 @@ class FunctionPair(Adapted):
         except Exception as exc:
             if not self._guessed:
                 return  # the user's own shapes: the forward check reports it
+            result = self._other_side(args)
+            if result is not None:
+                return self._check_result(result)
             named = zip(self.input_names, self._guessed, strict=False)
             shapes = ", ".join(f"{n} {_shape_text(s)}" for n, s in named)
             flags = " ".join(f"--shape {','.join(map(str, s))}" for s in self._guessed)
@@ -258,6 +264,31 @@ class FunctionPair(Adapted):
             ) from None
         finally:
             np.random.set_state(state)
+        self._check_result(result)
+
+    def _other_side(self, args: list[Any]) -> Any:
+        """For an image layer that refused the guessed side (a 2x2 pool of stride 2 needs an
+        even one, a 3x3 convolution of stride 2 an odd one): the first other side it takes.
+        Replaces the drawn image in ``args`` and returns forward's result, or None."""
+        x = self._guessed[0] if self._guessed else ()
+        if not (_SPATIAL.search(self._stem) and len(x) == 4 and isinstance(args[0], torch.Tensor)):
+            return None
+        for side in _SIDES:
+            shape = (*x[:2], side, side)
+            image = make_input(shape, dtype=args[0].dtype, seed=side)
+            try:
+                result = self._call([image.clone(), *(a.clone() for a in args[1:])])
+            except Exception:
+                continue
+            args[0], self._guessed[0] = image, shape
+            self.notes.append(
+                f"{self.input_names[0]} is {_shape_text(shape)}: the first image side the "
+                f"layer took (it refused {x[2]}); pass --shape to choose"
+            )
+            return result
+        return None
+
+    def _check_result(self, result: Any) -> None:
         what = "(loss, dx)" if self.is_loss else "(out, cache)"
         if not (isinstance(result, tuple | list) and len(result) == 2):
             got = f"{len(result)} values" if isinstance(result, tuple | list) else "one value"

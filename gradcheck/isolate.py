@@ -24,6 +24,8 @@ child runs as you, with your files.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import mmap
 import os
 import pickle
@@ -192,8 +194,14 @@ def _child(  # pragma: no cover
 
 
 def _child_job(job: _Job, control: int, settings: dict, streams: list[Any]) -> None:
-    planned, targets = plan(job.spec, settings["seed"], settings["resolving"])
     index = job.target_index
+    if index is None:
+        planned, targets = plan(job.spec, settings["seed"], settings["resolving"])
+    else:  # its imports printed in the first child already: once is enough
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            planned, targets = plan(job.spec, settings["seed"], settings["resolving"])
+    for stream in streams:  # what the imports printed, in the pipe before the plan is sent
+        stream.flush()
     if index is None:
         _send(control, ("plan", None, planned))
         index = next((k for k, p in enumerate(planned) if p.status == "check"), None)
@@ -368,6 +376,7 @@ def run_isolated(
         "parent": os.getpid(),
     }
     plans: dict[int, list[Planned]] = {}
+    imports: dict[int, str] = {}  # what a TARGET's imports printed, shown with its first module
     results: dict[tuple[int, int | None], Outcome] = {}
     pending = deque(_Job(i, spec, name=spec) for i, spec in enumerate(specs))
     running: dict[int, _Child] = {}
@@ -376,6 +385,11 @@ def run_isolated(
         kind, index, payload = message
         if kind == "plan":
             plans[child.job.spec_index] = payload
+            imported = _take_output(child)
+            if imported.strip():
+                imports[child.job.spec_index] = (
+                    f"[printed while importing {child.job.spec}]\n{imported}"
+                )
             checkable = [k for k, p in enumerate(payload) if p.status == "check"]
             child.planned = True
             child.current = checkable[0] if checkable else None
@@ -385,7 +399,7 @@ def run_isolated(
                 _Job(job.spec_index, job.spec, k, payload[k].name) for k in checkable[1:]
             )
         else:
-            payload.output = _take_output(child)
+            payload.output = imports.pop(child.job.spec_index, "") + _take_output(child)
             if memory_limit and payload.status == "error" and "out of memory" in payload.reason:
                 payload.reason += (
                     f" (a target may use {memory_limit >> 20} MB beyond the interpreter; "
@@ -467,19 +481,23 @@ def run_isolated(
                 (job.spec_index, job.target_index),
                 Outcome(job.name, "error", "not checked: interrupted (Ctrl-C)"),
             )
-    return _ordered(specs, plans, results)
+    return _ordered(specs, plans, results, imports)
 
 
 def _ordered(
     specs: Sequence[str],
     plans: dict[int, list[Planned]],
     results: dict[tuple[int, int | None], Outcome],
+    imports: dict[int, str],
 ) -> list[Outcome]:
+    """The outcomes in the order of ``specs`` and of each one's plan; what a TARGET's imports
+    printed goes with its first outcome when no checked module took it."""
     outcomes = []
     for i, spec in enumerate(specs):
         if i not in plans:
             outcomes.append(results.get((i, None)) or Outcome(spec, "error", "not checked"))
             continue
+        first = len(outcomes)
         for k, planned in enumerate(plans[i]):
             if planned.status != "check":
                 outcomes.append(Outcome(planned.name, planned.status, planned.reason))
@@ -487,4 +505,6 @@ def _ordered(
                 outcomes.append(
                     results.get((i, k)) or Outcome(planned.name, "error", "not checked")
                 )
+        if i in imports and first < len(outcomes):
+            outcomes[first].output = imports[i] + outcomes[first].output
     return outcomes

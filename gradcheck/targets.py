@@ -292,43 +292,94 @@ def _is_script(name: str) -> bool:
     return lower in _SCRIPTS or lower.startswith(("test_", "run_", "plot_", "train_", "main_"))
 
 
+#: Folders a walk never enters: tooling, data and environments, not layers.
+_NOT_CODE = frozenset(
+    {"build", "dist", "docs", "doc", "data", "datasets", "venv", "env", "site-packages"}
+)
+#: How deep a walk goes into nested folders (a symbolic link may loop).
+_DEPTH = 4
+
+
+def _subfolders(folders: Any, *, packages: bool) -> list[str]:
+    """The names of the folders inside ``folders`` that a walk enters: those holding Python
+    files without an ``__init__.py`` (namespace packages: ``others/`` beside an empty
+    ``Miniproject_2/__init__.py``), and, with ``packages``, those with one."""
+    names: set[str] = set()
+    for folder in folders:
+        try:
+            entries = [e for e in os.scandir(folder) if e.is_dir()]
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if (
+                not name.isidentifier()
+                or name.startswith("_")
+                or name.lower() in _NOT_CODE
+                or _is_script(name)
+            ):
+                continue
+            if os.path.isfile(os.path.join(entry.path, "__init__.py")):
+                if packages:
+                    names.add(name)
+            elif any(f.endswith(".py") for f in os.listdir(entry.path)):
+                names.add(name)
+    return sorted(names)
+
+
 def _submodule_targets(
     package: types.ModuleType, prefix: str, features: int, channels: int | None
 ) -> list[Target]:
-    """The module classes of each submodule of ``package`` (one level), in name order."""
+    """The module classes and function pairs of each submodule of ``package``, in name order;
+    sub-packages (with or without ``__init__.py``) are walked the same way."""
+    from gradcheck._function_targets import file_targets
+
+    children = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    if prefix.count(".") < _DEPTH:
+        children.update(_subfolders(package.__path__, packages=False))
     targets: list[Target] = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        name = f"{prefix}.{info.name}"
-        if _is_script(info.name):
+    for child in sorted(children):
+        name = f"{prefix}.{child}"
+        if _is_script(child):
             targets.append(Target(name, skipped=_SCRIPT))
             continue
         try:
             module = import_dotted(name)
+        except TargetError as error:
+            targets.append(Target(name, error=str(error)))
+            continue
+        file = getattr(module, "__file__", None)
+        try:
             targets += _package(module, "", name, features, None, channels)
         except TargetError as error:
             if "exports no module classes" not in str(error):
                 targets.append(Target(name, error=str(error)))
+        if file is not None:  # a CS231n layers.py: its function pairs, as its file names them
+            targets += file_targets(module, f"{os.path.relpath(file)}:")
     return targets
 
 
-def _folder(path: str, features: int, channels: int | None) -> list[Target]:
+def _folder(path: str, features: int, channels: int | None, depth: int = 0) -> list[Target]:
     """A folder: a package (it has an ``__init__.py``) by its dotted name, else every ``.py``
-    file in it, each as a file target."""
+    file in it, each as a file target, and its sub-folders the same way."""
     if os.path.isfile(os.path.join(path, "__init__.py")):
         package = load_package(path)
         return _package(package, "", package.__name__, features, None, channels)
     files = sorted(f for f in os.listdir(path) if f.endswith(".py"))
     scripts = [f for f in files if _is_script(f[:-3])]
     files = [f for f in files if f not in scripts]
-    if not files:
+    if not files and not _subfolders([path], packages=True):
         raise TargetError(f"folder {path!r} holds no .py file and no package to check")
     targets = [Target(os.path.join(path, f), skipped=_SCRIPT) for f in scripts]
-    for file in files:
-        spec = os.path.join(path, file)
+    folders = _subfolders([path], packages=True) if depth < _DEPTH else []
+    for spec in [os.path.join(path, f) for f in files + folders]:
         try:
-            targets += resolve(spec, features=features, channels=channels)
+            if spec.endswith(".py"):
+                targets += resolve(spec, features=features, channels=channels)
+            else:
+                targets += _folder(spec, features, channels, depth + 1)
         except TargetError as error:
-            if "exports no module classes" not in str(error):
+            if "exports no module classes" not in str(error) and "holds no .py" not in str(error):
                 targets.append(Target(spec, error=str(error)))
     return targets
 

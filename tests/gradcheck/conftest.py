@@ -9,6 +9,8 @@ seconds, so tests about verdicts, targets and printing run their targets in-proc
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 
@@ -29,3 +31,13 @@ def _targets_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
         return run_in_process(specs, resolving=resolving, seed=seed, options=options)
 
     monkeypatch.setattr(isolate, "run_isolated", in_process)
+
+
+@pytest.fixture
+def isolated_imports(monkeypatch):
+    """Undo what resolving file targets adds to sys.path and sys.modules."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]

@@ -4,7 +4,6 @@ arguments derived, NCHW inputs drawn, containers built, relative imports followe
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from gradcheck.targets import TargetError, resolve
 from tests.gradcheck.corpus import images
 
 IMAGES = str(Path(images.__file__))
-
-
-@pytest.fixture
-def isolated_imports(monkeypatch):
-    """Undo what resolving file targets adds to sys.path and sys.modules."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
 
 
 def _verdicts(capsys, *argv: str) -> tuple[int, dict[str, dict]]:

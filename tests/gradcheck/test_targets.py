@@ -97,16 +97,6 @@ if __name__ == "__main__":
 
 
 @pytest.fixture
-def isolated_imports(monkeypatch):
-    """Undo what resolving file targets adds to sys.path and sys.modules."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
-
-
-@pytest.fixture
 def user_file(tmp_path: Path, isolated_imports) -> Path:
     folder = tmp_path / "course"
     folder.mkdir()

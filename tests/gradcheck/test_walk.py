@@ -1,0 +1,177 @@
+"""Folder and package walks as course projects lay them out: layers in sub-folders without an
+``__init__.py`` (namespace packages) that import each other relatively, CS231n's function pairs
+inside a package, and what a package prints at import shown once, not once per module."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import gradcheck
+from gradcheck.cli import main
+from gradcheck.targets import resolve
+
+BASE = (
+    "class Module:\n"
+    "    def forward(self, *input):\n        raise NotImplementedError\n"
+    "    def backward(self, *gradwrtoutput):\n        raise NotImplementedError\n"
+)
+TANH = (
+    "import torch\nfrom .base import Module\n\n"
+    "class Tanh(Module):\n"
+    "    def forward(self, x):\n        self.y = torch.tanh(x)\n        return self.y\n"
+    "    def backward(self, grad):\n        return grad * (1 - self.y{power})\n"
+)
+MSE = (
+    "from ..layers.base import Module\n\n"
+    "class MSE(Module):\n"
+    "    def forward(self, prediction, target):\n"
+    "        self.d = prediction - target\n        return (self.d**2).mean()\n"
+    "    def backward(self):\n        return 2 * self.d / self.d.numel()\n"
+)
+
+
+def _project(root: Path, *, package: bool) -> Path:
+    """``framework/`` (with an empty ``__init__.py`` when ``package``), its layers in
+    ``layers/`` and its losses in ``losses/``, neither with an ``__init__.py``; the loss imports
+    the base two levels up, the layer from its own folder."""
+    framework = root / "framework"
+    for folder in ("layers", "losses"):
+        (framework / folder).mkdir(parents=True)
+    if package:
+        (framework / "__init__.py").write_text("")
+    (framework / "layers" / "base.py").write_text(BASE)
+    (framework / "layers" / "tanh.py").write_text(TANH.format(power="**2"))
+    (framework / "layers" / "bad_tanh.py").write_text(
+        TANH.format(power="").replace("Tanh", "BadTanh")
+    )
+    (framework / "losses" / "mse.py").write_text(MSE)
+    return framework
+
+
+def _names(targets) -> list[str]:
+    return sorted(t.name for t in targets if not t.skipped)
+
+
+@pytest.mark.parametrize("package", [True, False], ids=["empty-init", "no-init"])
+def test_layers_in_sub_folders_without_init_are_found_and_checked(
+    tmp_path, monkeypatch, isolated_imports, package
+):
+    _project(tmp_path, package=package)
+    monkeypatch.chdir(tmp_path)
+    targets = resolve("framework")
+    assert not [t for t in targets if t.error], [t.error for t in targets if t.error]
+    passed = {t.name: gradcheck.check(t.build()).passed for t in targets if not t.skipped}
+    # package: dotted names; plain folders: file targets, imported as part of their folders
+    expected = (
+        {
+            "framework.layers.bad_tanh.BadTanh": False,
+            "framework.layers.tanh.Tanh": True,
+            "framework.losses.mse.MSE": True,
+        }
+        if package
+        else {
+            "framework/layers/bad_tanh.py:BadTanh": False,
+            "framework/layers/tanh.py:Tanh": True,
+            "framework/losses/mse.py:MSE": True,
+        }
+    )
+    assert passed == expected
+
+
+def test_a_file_in_a_folder_without_init_keeps_its_relative_imports(
+    tmp_path, monkeypatch, isolated_imports
+):
+    _project(tmp_path, package=False)
+    monkeypatch.chdir(tmp_path)
+    (loss,) = resolve("framework/losses/mse.py")
+    assert loss.name == "framework/losses/mse.py:MSE"
+    assert gradcheck.check(loss.build()).passed
+    assert _names(resolve("framework/layers")) == [
+        "framework/layers/bad_tanh.py:BadTanh",
+        "framework/layers/tanh.py:Tanh",
+    ]
+
+
+def test_a_walk_skips_script_data_and_private_folders(tmp_path, monkeypatch, isolated_imports):
+    framework = _project(tmp_path, package=True)
+    for folder in ("tests", "data", "_private", "venv"):
+        (framework / folder).mkdir()
+        (framework / folder / "boom.py").write_text("raise SystemExit('imported')\n")
+    monkeypatch.chdir(tmp_path)
+    targets = resolve("framework")
+    assert not [t for t in targets if t.error]
+    assert len(_names(targets)) == 3
+
+
+PAIRS = (
+    "import numpy as np\n\n"
+    "def affine_forward(x, w, b):\n"
+    "    out = x.reshape(x.shape[0], -1) @ w + b\n    return out, (x, w, b)\n\n"
+    "def affine_backward(dout, cache):\n"
+    "    x, w, b = cache\n"
+    "    dx = (dout @ w.T).reshape(x.shape)\n"
+    "    return dx, x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)\n\n"
+    "def max_pool_forward_naive(x, pool_param):\n"
+    "    ph, pw, s = pool_param['pool_height'], pool_param['pool_width'], pool_param['stride']\n"
+    "    N, C, H, W = x.shape\n"
+    "    assert (H - ph) % s == 0, 'Pool height mismatch'\n"
+    "    Ho, Wo = 1 + (H - ph) // s, 1 + (W - pw) // s\n"
+    "    out = np.zeros((N, C, Ho, Wo))\n"
+    "    for i in range(Ho):\n"
+    "        for j in range(Wo):\n"
+    "            out[:, :, i, j] = x[:, :, i*s:i*s+ph, j*s:j*s+pw].max(axis=(2, 3))\n"
+    "    return out, (x, pool_param)\n\n"
+    "def max_pool_backward_naive(dout, cache):\n"
+    "    x, pool_param = cache\n"
+    "    ph, pw, s = pool_param['pool_height'], pool_param['pool_width'], pool_param['stride']\n"
+    "    dx = np.zeros_like(x)\n"
+    "    for i in range(dout.shape[2]):\n"
+    "        for j in range(dout.shape[3]):\n"
+    "            window = x[:, :, i*s:i*s+ph, j*s:j*s+pw]\n"
+    "            top = window == window.max(axis=(2, 3), keepdims=True)\n"
+    "            dx[:, :, i*s:i*s+ph, j*s:j*s+pw] += top * dout[:, :, i, j][:, :, None, None]\n"
+    "    return dx\n"
+)
+
+
+def test_a_cs231n_package_walk_finds_the_function_pairs_of_its_files(
+    tmp_path, monkeypatch, isolated_imports
+):
+    package = tmp_path / "cs231n"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(PAIRS)
+    monkeypatch.chdir(tmp_path)
+    targets = resolve("cs231n")
+    names = [t.name.partition("(")[0] for t in targets]
+    assert names == ["cs231n/layers.py:affine_forward", "cs231n/layers.py:max_pool_forward_naive"]
+    reports = [gradcheck.check(t.build()) for t in targets]
+    assert all(r.passed for r in reports), reports
+    # A 2x2 pool of stride 2 refuses the guessed side 5; side 4 is drawn, and the report says so.
+    assert any("first image side the layer took (it refused 5)" in n for n in reports[1].notes)
+
+
+@pytest.mark.isolated
+def test_what_a_package_prints_at_import_is_shown_once(tmp_path, monkeypatch, capsys):
+    package = tmp_path / "chatty"
+    package.mkdir()
+    (package / "__init__.py").write_text("print('hello from chatty')\n")
+    for name in ("one", "two", "three"):
+        (package / f"{name}.py").write_text(
+            TANH.format(power="**2")
+            .replace(".base import Module", ".base import Module as M")
+            .replace("class Tanh(Module)", f"class Tanh{name.title()}(M)")
+        )
+    (package / "base.py").write_text(BASE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status = main(["chatty", "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    outputs = [t.get("output", "") for t in document["targets"]]
+    assert len(outputs) == 3
+    assert sum("hello from chatty" in o for o in outputs) == 1
+    assert "printed while importing chatty" in outputs[0]
