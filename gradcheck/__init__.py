@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         ZERO_GRAD,
     )
     from gradcheck.report import CheckResult, GradcheckError, Report, TensorResult
+    from gradcheck.sink import GradientSink
 
 __all__ = [
     "ACCUMULATION",
@@ -58,6 +59,7 @@ __all__ = [
     "ZERO_GRAD",
     "CheckResult",
     "GradcheckError",
+    "GradientSink",
     "Report",
     "TensorResult",
     "assert_gradients",
@@ -80,6 +82,7 @@ _SOURCES = {
     "CheckResult": "gradcheck.report",
     "GradcheckError": "gradcheck.report",
     "Report": "gradcheck.report",
+    "GradientSink": "gradcheck.sink",
     "TensorResult": "gradcheck.report",
 }
 

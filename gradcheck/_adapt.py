@@ -44,12 +44,19 @@ from torch import Tensor
 
 from gradcheck._params import ADAPTER, CannotAdapt, Param, list_params
 from gradcheck._promote import converted, promote
+from gradcheck.sink import fed_network, sink_of
 
 __all__ = ["Adapted", "CannotAdapt", "Param", "TorchAdapted", "adapt", "is_loss"]
 
 
 #: Names of an output kept in an attribute by a forward that returns None, most likely first.
 _OUTPUT_NAMES = ("output", "out", "y", "result", "activation", "activations", "a", "z", "h")
+_SINK_NOTE = (
+    "backward() returned nothing; the gradient it handed to its network (a GradientSink) was "
+    "checked"
+)
+#: Attributes holding the value of a loss whose forward returns the loss object itself.
+_LOSS_VALUES = ("loss", "value", "cost", "loss_value", "error", "l", "result")
 #: Words in a class name that make it a loss when its backward needs no argument (the course
 #: template's ``MSE.backward(self, *gradwrtoutput)``).
 _LOSS_WORDS = re.compile(
@@ -124,6 +131,14 @@ def _required_positional(function: Any) -> list[str] | None:
     return names
 
 
+def _first_parameter(function: Any) -> str | None:
+    """The name of the first parameter, None when there is none (or no signature)."""
+    signature = _signature(function)
+    if signature is None or not signature.parameters:
+        return None
+    return next(iter(signature.parameters))
+
+
 def _needs_no_argument(function: Any) -> bool:
     signature = _signature(function)
     if signature is None:
@@ -194,6 +209,20 @@ def _refuse_unusual_backward(module: Any, loss: bool) -> None:
         )
 
 
+def _refuse_fed_network(module: Any) -> None:
+    """A loss built around the network (``LossMSE(model)``) hands its gradient to it: checked
+    alone, it must be built around a :class:`~gradcheck.sink.GradientSink` instead."""
+    name = fed_network(module)
+    if name is None or not _needs_no_argument(module.backward):
+        return
+    raise CannotAdapt(
+        f"{_describe(module)} holds a network in self.{name}, which its backward() would "
+        "hand the gradient to: check the loss alone by building it around a stand-in that "
+        f"keeps the gradient, {_describe(module)}(gradcheck.GradientSink()) (the command line "
+        "derives it when you name the class alone)"
+    )
+
+
 def _is_target_first(module: Any) -> bool:
     """Whether a loss's forward names its target first: ``forward(self, target, prediction)``."""
     names = _required_positional(getattr(module, "forward", None))
@@ -205,6 +234,8 @@ def _is_target_first(module: Any) -> bool:
 
 class Adapted:
     """A module reached through the course protocol (see the module docstring)."""
+
+    packed = False
 
     def __init__(
         self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
@@ -219,6 +250,8 @@ class Adapted:
         self.module = module
         self.is_loss = is_loss(module)
         _refuse_unusual_backward(module, self.is_loss)
+        if self.is_loss:
+            _refuse_fed_network(module)
         self.batch_dim = batch_dim
         self.target_first = (
             bool(target_first)
@@ -232,6 +265,14 @@ class Adapted:
                 "forward's parameters name the target first: it was called as "
                 "forward(target, prediction)"
             )
+        #: A loss whose forward takes one ``(prediction, target)`` tuple.
+        self.packed = self.is_loss and _required_positional(module.forward) == [
+            _first_parameter(module.forward)
+        ]
+        if self.packed:
+            self.notes.append(
+                "forward takes one argument: it was called as forward((prediction, target))"
+            )
         self._names: dict[int, str] = {}
         self._output_attr: str | None = None
 
@@ -240,6 +281,8 @@ class Adapted:
     def forward(self, *args: Any) -> Any:
         if self.target_first and len(args) == 2:
             args = (args[1], args[0])
+        if self.packed and len(args) == 2:
+            args = (tuple(args),)
         if self._output_attr is not None:
             self.module.forward(*args)
             return getattr(self.module, self._output_attr, None)
@@ -247,6 +290,8 @@ class Adapted:
         out = self.module.forward(*args)
         if out is None:
             return self._stored_output(before)
+        if self.is_loss and out is self.module:  # loss = criterion(out, y); loss.backward()
+            out = self._loss_value()
         if self.is_loss and isinstance(out, numbers.Real) and not isinstance(out, bool):
             note = f"the loss returned a {type(out).__name__}; it was read as a 0-dim tensor"
             if note not in self.notes:
@@ -279,9 +324,34 @@ class Adapted:
         )
         return getattr(self.module, ranked[0])
 
+    def _loss_value(self) -> Any:
+        """The value of a loss whose forward returned the loss object itself: the one-number
+        attribute named like a loss value (``self.loss``, ``self.value``, ...)."""
+        values = getattr(self.module, "__dict__", {})
+        for name in _LOSS_VALUES:
+            value = values.get(name)
+            if (isinstance(value, Tensor) and value.numel() == 1) or isinstance(value, float):
+                note = (
+                    f"forward returned the loss object itself; its value was read from self.{name}"
+                )
+                if note not in self.notes:
+                    self.notes.append(note)
+                return value
+        raise TypeError(
+            f"{_describe(self.module)}.forward returned the loss object itself, and none of "
+            f"its attributes {', '.join(_LOSS_VALUES)} holds one number: return the loss value"
+        )
+
     def backward(self, grad: Tensor | None) -> Any:
         if self.is_loss:
-            return self.module.backward()
+            result = self.module.backward()
+            sink = sink_of(self.module)
+            if sink is not None and sink.grad is not None:
+                # backward() handed its gradient to the network, here a GradientSink.
+                if result is None and _SINK_NOTE not in self.notes:
+                    self.notes.append(_SINK_NOTE)
+                result, sink.grad = sink.grad, None
+            return result
         return self.module.backward(grad)
 
     # -- parameters ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradcheck._target_parse import Call, Items
+from gradcheck.sink import MODEL_NAMES
 
 __all__ = [
     "derive_arguments",
@@ -379,6 +380,8 @@ def _sized(
             value = size_out
         elif key in _FIXED:
             value = _FIXED[key]
+        elif key in MODEL_NAMES and _feeds_a_network(cls):
+            value = Call("gradcheck.GradientSink", called=True)  # LossMSE(model)
         elif key in _WRAPPED and activation is not None:
             value = activation
         elif key == "inplace" and parameter.default is True:
@@ -394,6 +397,22 @@ def _sized(
         elif parameter.default is None and key not in _WRAPPED:
             kwargs.append((parameter.name, value))  # None would break it (None + None)
     return Call(name, tuple(args), tuple(kwargs), called=True)
+
+
+def _feeds_a_network(cls: type) -> bool:
+    """Whether ``cls`` is a loss that feeds a network: ``backward(self)`` alone, or a name that
+    says loss (``LossMSE``, ``CrossEntropy``) and a backward needing no argument."""
+    from gradcheck._adapt import _LOSS_WORDS
+
+    try:
+        parameters = list(inspect.signature(cls.backward).parameters.values())[1:]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    if not parameters:
+        return True
+    return bool(_LOSS_WORDS.search(cls.__name__)) and all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters
+    )
 
 
 def _chain(prefix: str, namespace: Any, features: int, channels: int) -> list[Call] | None:

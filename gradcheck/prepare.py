@@ -141,35 +141,45 @@ def _given_shapes(shape: Any) -> list[tuple[int, ...]]:
 def fit_default_input(
     adapted: Adapted, args: list[Any], seed: int, input_range: Sequence[float] | None
 ) -> str | None:
-    """For a layer given a drawn ``(N, D)`` input: if its forward or backward refuses it, try an
-    NCHW image batch (a parameterless layer of an image project) and say so."""
+    """For a layer given a drawn ``(N, D)`` input: if its forward or backward refuses it, try
+    what a course project's layer more likely takes, an NCHW image batch (a parameterless layer
+    of an image project), one sample as a ``(D, 1)`` column vector, then as a ``(D,)`` vector,
+    and say which was drawn."""
 
     def attempt(x: Tensor) -> None:
         torch.default_generator.manual_seed(seed)
         out = adapted.forward(x.clone())
         if not isinstance(out, Tensor):
             raise TypeError(f"forward returned {type(out).__name__}")
-        if isinstance(out, Tensor):
-            generator = torch.Generator().manual_seed(seed)
-            adapted.backward(torch.randn(out.shape, generator=generator).to(out.dtype))
+        generator = torch.Generator().manual_seed(seed)
+        adapted.backward(torch.randn(out.shape, generator=generator).to(out.dtype))
 
     try:
         attempt(args[0])
         return None
     except USER_ERRORS as exc:
         problem = exception_text(exc)
-    shape = (IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE)
-    image = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
-    try:
-        attempt(image)
-    except USER_ERRORS:
-        return None  # the (N, D) input it is: the checks report the module's exception
     drawn = tuple(args[0].shape)
-    args[0] = image
-    return (
-        f"a {drawn} input was refused ({problem}); an NCHW batch {shape} was drawn instead; "
-        "pass shape= (--shape) to choose"
+    features = drawn[-1] if drawn else DEFAULT_FEATURES
+    candidates = (
+        ((IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE), "an NCHW batch"),
+        ((features, 1), "one sample as a column vector"),
+        ((features,), "one sample as a vector"),
     )
+    for shape, what in candidates:
+        if shape == drawn:
+            continue
+        x = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
+        try:
+            attempt(x)
+        except USER_ERRORS:
+            continue
+        args[0] = x
+        return (
+            f"a {drawn} input was refused ({problem}); {what} {shape} was drawn instead; "
+            "pass shape= (--shape) to choose"
+        )
+    return None  # the (N, D) input it is: the checks report the module's exception
 
 
 def fit_loss_input(

@@ -370,9 +370,9 @@ def _folder(path: str, features: int, channels: int | None, depth: int = 0) -> l
     files = [f for f in files if f not in scripts]
     if not files and not _subfolders([path], packages=True):
         raise TargetError(f"folder {path!r} holds no .py file and no package to check")
-    targets = [Target(os.path.join(path, f), skipped=_SCRIPT) for f in scripts]
+    targets = [Target(os.path.normpath(os.path.join(path, f)), skipped=_SCRIPT) for f in scripts]
     folders = _subfolders([path], packages=True) if depth < _DEPTH else []
-    for spec in [os.path.join(path, f) for f in files + folders]:
+    for spec in [os.path.normpath(os.path.join(path, f)) for f in files + folders]:
         try:
             if spec.endswith(".py"):
                 targets += resolve(spec, features=features, channels=channels)

@@ -1,0 +1,163 @@
+"""More ways course projects lay out the protocol, each right, most with a broken twin.
+
+Written here, modelled on patterns seen in public course projects (never copied from one):
+layers on one sample as a column vector or as a vector; gradients that are the number 0 until
+the first backward; a bias gradient that lost its leading dimension; losses taking one
+``(prediction, target)`` tuple; losses built around the network, whose forward returns the loss
+object and whose backward hands the gradient on with ``self.model.backward(grad)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# -- one sample at a time ---------------------------------------------------------------------
+
+
+class ColumnReLU:
+    """A ReLU on a ``(D, 1)`` column: its backward reshapes the mask to a column, so a
+    ``(N, D)`` batch passes forward and breaks backward."""
+
+    def forward(self, x):
+        self.x = x
+        return x.clamp(min=0)
+
+    def backward(self, grad):
+        return grad * (self.x > 0).to(grad.dtype).view(-1, 1)
+
+
+class ColumnTanhWrong(ColumnReLU):
+    """Its derivative misses the square: ``1 - tanh(x)``."""
+
+    def forward(self, x):
+        self.x = x
+        return x.tanh()
+
+    def backward(self, grad):
+        return grad * (1 - self.x.tanh()).view(-1, 1)
+
+
+class VectorLinear:
+    """``W x + b`` on one sample ``x`` of shape ``(D,)`` with ``mv``: a batch is refused."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 4, *, wrong: bool = False) -> None:
+        self.w, self.b = _randn(n_out, n_in), _randn(n_out, seed=1)
+        self.dw, self.db = torch.zeros_like(self.w), torch.zeros_like(self.b)
+        self.wrong = wrong
+
+    def forward(self, x):
+        self.x = x
+        return self.w.mv(x) + self.b
+
+    def backward(self, grad):
+        self.dw += torch.outer(grad, self.x)
+        self.db += grad * (2 if self.wrong else 1)
+        return self.w.t().mv(grad)
+
+    def param(self):
+        return [(self.w, self.dw), (self.b, self.db)]
+
+
+# -- gradients made by backward ---------------------------------------------------------------
+
+
+class ZeroUntilBackwardLinear:
+    """Gradients are the number 0 until the first backward makes tensors of them, which later
+    backwards add into and ``zero_grad`` zeroes in place: ``param()`` lists ``(w, 0)`` before
+    the first backward."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 4) -> None:
+        self.w, self.b = _randn(n_in, n_out), _randn(n_out, seed=1)
+        self.dw = self.db = 0
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w + self.b
+
+    def backward(self, grad):
+        if not isinstance(self.dw, torch.Tensor):
+            self.dw, self.db = torch.zeros_like(self.w), torch.zeros(self.w.shape[1])
+        self.dw += self.x.t() @ grad
+        self.db += grad.sum(0)
+        return grad @ self.w.t()
+
+    def zero_grad(self):
+        for g in (self.dw, self.db):
+            if isinstance(g, torch.Tensor):
+                g.zero_()
+
+    def param(self):
+        return [(self.w, self.dw), (self.b, self.db)]
+
+
+class RowBiasLinear(ZeroUntilBackwardLinear):
+    """A ``(1, n)`` bias whose gradient is summed to ``(n,)``: an update broadcasts it, but the
+    gradient does not have the parameter's shape."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 4) -> None:
+        super().__init__(n_in, n_out)
+        self.b = _randn(1, n_out, seed=1)
+
+
+# -- losses -----------------------------------------------------------------------------------
+
+
+class TupleMSE:
+    """``forward(self, inputs)`` unpacks ``prediction, target = inputs``."""
+
+    def forward(self, inputs):
+        prediction, target = inputs
+        self.d = prediction - target
+        return (self.d**2).mean()
+
+    def backward(self):
+        return 2 * self.d / self.d.numel()
+
+
+class TupleMSEWrong(TupleMSE):
+    """Its gradient forgets the mean: ``2 d``."""
+
+    def backward(self):
+        return 2 * self.d
+
+
+class CriterionMSE:
+    """Built around the network: ``loss = criterion(out, y); loss.backward()`` as in torch;
+    backward returns what the network's backward returns."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def forward(self, output, target):
+        self.err = output - target
+        self.loss = self.err.pow(2).sum() / len(self.err)
+        return self
+
+    def backward(self):
+        return self.model.backward(2 * self.err / len(self.err))
+
+
+class CriterionMSEWrong(CriterionMSE):
+    """Divides the gradient by the element count where the loss divides by the batch."""
+
+    def backward(self):
+        return self.model.backward(2 * self.err / self.err.numel())
+
+
+class SilentCriterionMSE:
+    """Built around the network; its backward returns nothing."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def forward(self, prediction, target):
+        self.d = prediction - target
+        return (self.d**2).mean()
+
+    def backward(self):
+        self.net.backward(2 * self.d / self.d.numel())

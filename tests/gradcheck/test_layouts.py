@@ -1,0 +1,86 @@
+"""The checker on more layouts of the protocol (``corpus/layouts.py``): single-sample layers,
+gradients made by backward, losses taking a tuple or built around the network. Each correct
+module passes with no option and a note saying what was understood; each broken twin fails the
+check its bug belongs to."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+import gradcheck
+import nnlite
+from gradcheck.cli import main
+from tests.gradcheck.corpus import layouts
+
+SINK = gradcheck.GradientSink
+# (id, factory, the check a broken twin fails (None: it passes), a note the report must hold)
+CASES = [
+    ("column", layouts.ColumnReLU, None, "one sample as a column vector (3, 1)"),
+    ("column_wrong", layouts.ColumnTanhWrong, "input_gradient", "column vector"),
+    ("vector", layouts.VectorLinear, None, "one sample as a vector (3,)"),
+    ("vector_wrong", lambda: layouts.VectorLinear(wrong=True), "parameter_gradient", "(3,)"),
+    ("zero_until_backward", layouts.ZeroUntilBackwardLinear, None, None),
+    ("tuple_loss", layouts.TupleMSE, None, "forward((prediction, target))"),
+    ("tuple_loss_wrong", layouts.TupleMSEWrong, "input_gradient", "(prediction, target)"),
+    ("criterion", lambda: layouts.CriterionMSE(SINK()), None, "read from self.loss"),
+    (
+        "criterion_wrong",
+        lambda: layouts.CriterionMSEWrong(SINK()),
+        "input_gradient",
+        "the loss object itself",
+    ),
+    ("silent_criterion", lambda: layouts.SilentCriterionMSE(SINK()), None, "a GradientSink"),
+]
+
+
+@pytest.mark.parametrize(
+    ("factory", "failing", "note"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_each_layout_is_understood_and_each_bug_flagged(factory, failing, note):
+    report = gradcheck.check(factory())
+    assert report.unsupported is None, report.unsupported
+    failed = [c.name for c in report.checks if not c.passed]
+    assert failed == ([failing] if failing else []), report
+    if note is not None:
+        assert any(note in n for n in report.notes), report.notes
+
+
+def test_a_gradient_that_lost_the_bias_dimension_is_named_with_both_shapes():
+    report = gradcheck.check(layouts.RowBiasLinear())
+    (result,) = [c for c in report.checks if not c.passed]
+    assert result.name == gradcheck.GRADIENT_SHAPE
+    assert "parameter b gradient has shape (4,), the parameter (1, 4)" in result.message
+
+
+@pytest.mark.parametrize("cls", [layouts.CriterionMSE, layouts.SilentCriterionMSE])
+def test_a_loss_built_around_a_real_network_is_refused_with_the_sink_to_use(cls):
+    report = gradcheck.check(cls(nnlite.Tanh()))
+    assert not report.passed
+    assert f"{cls.__name__}(gradcheck.GradientSink())" in report.unsupported
+
+
+def test_the_command_line_builds_a_criterion_around_a_sink(tmp_path, capsys, isolated_imports):
+    path = tmp_path / "criterion.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            class LossMSE:
+                def __init__(self, model):
+                    self.model = model
+                def forward(self, output, target):
+                    self.err = output - target
+                    self.loss = self.err.pow(2).mean()
+                    return self
+                def backward(self):
+                    return self.model.backward(2 * self.err / self.err.numel())
+            """
+        )
+    )
+    status = main([str(path), "--json"])
+    (target,) = json.loads(capsys.readouterr().out)["targets"]
+    assert status == 0
+    assert target["target"].endswith("criterion.py:LossMSE(gradcheck.GradientSink())")
+    assert target["status"] == "pass"
