@@ -200,9 +200,10 @@ def _child_job(job: _Job, control: int, settings: dict, streams: list[Any]) -> N
     else:  # its imports printed in the first child already: once is enough
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             planned, targets = plan(job.spec, settings["seed"], settings["resolving"])
-    for stream in streams:  # what the imports printed, in the pipe before the plan is sent
-        stream.flush()
     if index is None:
+        for stream in streams:  # what the imports printed, then the mark that ends it
+            stream.flush()
+        os.write(1, _IMPORTED)
         _send(control, ("plan", None, planned))
         index = next((k for k, p in enumerate(planned) if p.status == "check"), None)
         if index is None:
@@ -252,6 +253,10 @@ def _start(job: _Job, settings: dict, running: dict[int, _Child]) -> _Child:
     return child
 
 
+#: Written by a first child between what its imports printed and what its checks print.
+_IMPORTED = b"\0gradcheck:imported\0"
+
+
 def _read(fd: int) -> bytes | None:
     """What is there to read; b"" at end of file, None when nothing is ready."""
     try:
@@ -274,8 +279,15 @@ def _drain_output(child: _Child) -> None:
 
 
 def _take_output(child: _Child) -> str:
+    """What the child printed since the last take; what a first child's imports printed is
+    labelled as such (the child marks its end)."""
     _drain_output(child)
-    text = child.output_data.decode("utf-8", "replace")
+    data = bytes(child.output_data)
+    imported, marked, rest = data.partition(_IMPORTED)
+    if marked:
+        label = f"[printed while importing {child.job.spec}]\n" if imported.strip() else ""
+        data = label.encode() + imported + rest if label else rest
+    text = data.decode("utf-8", "replace")
     if child.output_dropped:
         text += f"\n[... {child.output_dropped} more bytes of output not kept]\n"
     child.output_data.clear()
@@ -385,11 +397,6 @@ def run_isolated(
         kind, index, payload = message
         if kind == "plan":
             plans[child.job.spec_index] = payload
-            imported = _take_output(child)
-            if imported.strip():
-                imports[child.job.spec_index] = (
-                    f"[printed while importing {child.job.spec}]\n{imported}"
-                )
             checkable = [k for k, p in enumerate(payload) if p.status == "check"]
             child.planned = True
             child.current = checkable[0] if checkable else None
@@ -399,7 +406,7 @@ def run_isolated(
                 _Job(job.spec_index, job.spec, k, payload[k].name) for k in checkable[1:]
             )
         else:
-            payload.output = imports.pop(child.job.spec_index, "") + _take_output(child)
+            payload.output = _take_output(child)
             if memory_limit and payload.status == "error" and "out of memory" in payload.reason:
                 payload.reason += (
                     f" (a target may use {memory_limit >> 20} MB beyond the interpreter; "
@@ -419,6 +426,8 @@ def run_isolated(
             results[(child.job.spec_index, child.current)] = Outcome(
                 name, "error", reason, output=_take_output(child)
             )
+        elif child.planned:  # nothing to check: what its imports printed goes with the plan
+            imports[child.job.spec_index] = _take_output(child)
         for fd in (child.control, child.output):
             os.close(fd)
         child.phase.close()
