@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradcheck._params import ADAPTER, CannotAdapt, Param, list_params
+from gradcheck._params import ADAPTER, CannotAdapt, Param, list_params, lists_params
 from gradcheck._promote import converted, promote
 from gradcheck.sink import fed_network, sink_of
 
@@ -362,6 +362,11 @@ class Adapted:
         A loss has none: what a loss's ``param()`` lists (its value, its gradient) is noted and
         left alone."""
         params = list_params(self.module, self._names)
+        if params and not lists_params(self.module) and "." in params[0].name:
+            holders = ", ".join(sorted({f"self.{p.name.split('.')[0]}" for p in params}))
+            note = f"no param(): the parameters of the layers it holds ({holders}) were checked"
+            if note not in self.notes:
+                self.notes.append(note)
         if self.is_loss and params:
             note = (
                 f"the loss's param() lists {', '.join(p.name for p in params)}; a loss has no "

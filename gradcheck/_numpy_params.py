@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradcheck._params import _GRAD_FORMS, _SHORT, CannotAdapt, children
+from gradcheck._params import _GRAD_FORMS, _SHORT, CannotAdapt
+from gradcheck._walk import children
 
 __all__ = [
     "Summed",

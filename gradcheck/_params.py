@@ -14,7 +14,9 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["ADAPTER", "CannotAdapt", "Param", "children", "list_params"]
+from gradcheck._walk import find_name, locate
+
+__all__ = ["ADAPTER", "CannotAdapt", "Param", "layers_of", "list_params", "lists_params"]
 
 _PARAM_SOURCES = ("named_param", "param", "parameters", "params")
 
@@ -226,7 +228,7 @@ def _holder(module: Any, item: Any, names: dict[int, str], fallback: str) -> Par
     assert tensor is not None
     key = id(item)
     if key not in names:
-        names[key] = _find_name(module, item) or _find_name(module, tensor) or fallback
+        names[key] = find_name(module, item) or find_name(module, tensor) or fallback
     return Param(names[key], tensor, lambda: item.grad, holder=item, kind="holder")
 
 
@@ -234,7 +236,7 @@ def _name_of(module: Any, tensor: Tensor, names: dict[int, str], fallback: str) 
     """The attribute path holding ``tensor`` (found once, cached), else ``fallback``."""
     key = id(tensor)
     if key not in names:
-        names[key] = _find_name(module, tensor) or ""
+        names[key] = find_name(module, tensor) or ""
     return names[key] or fallback
 
 
@@ -304,7 +306,7 @@ def _grad_method(module: Any, items: list[Tensor]) -> list[Param] | None:
         ):
             return [
                 Param(
-                    _find_name(module, t) or str(i),
+                    find_name(module, t) or str(i),
                     t,
                     (lambda m=method, i=i: _nth(m, i)),
                     kind="method",
@@ -326,7 +328,7 @@ def _tensor_list(module: Any, items: list[Tensor], names: dict[int, str]) -> lis
     """A list of tensors alone: gradients in attributes named after them; else paired by
     position (``[w, dw, b, db]``, ``[w, b, dw, db]``); else from a ``grad()`` method; else
     their ``.grad``."""
-    located = [_locate(module, t) for t in items]
+    located = [locate(module, t) for t in items]
     attribute_grads = [
         loc is not None and _grad_attribute(loc[0], loc[1], t) is not None
         for t, loc in zip(items, located, strict=True)
@@ -400,63 +402,7 @@ def _grad_attribute(owner: Any, attr: str, tensor: Tensor) -> Tensor | None:
     return None
 
 
-def _locate(module: Any, target: Any, depth: int = 4) -> tuple[Any, str] | None:
-    """The object and attribute name under ``module`` that hold ``target``."""
-    seen: set[int] = set()
-
-    def walk(obj: Any, level: int) -> tuple[Any, str] | None:
-        if id(obj) in seen or level > depth:
-            return None
-        seen.add(id(obj))
-        items = children(obj)
-        for key, value in items:
-            if value is target and hasattr(obj, "__dict__") and not isinstance(obj, dict):
-                return obj, key
-        for _, value in items:
-            if isinstance(value, Tensor) or value is None:
-                continue
-            found = walk(value, level + 1)
-            if found:
-                return found
-        return None
-
-    return walk(module, 0)
-
-
-def children(obj: Any) -> list[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        return [(str(k), v) for k, v in obj.items()]
-    if isinstance(obj, list | tuple):
-        return [(str(i), v) for i, v in enumerate(obj)]
-    if hasattr(obj, "__dict__") and not isinstance(obj, Tensor | type):
-        return [(k, v) for k, v in vars(obj).items() if not k.startswith("__")]
-    return []
-
-
-def _find_name(module: Any, target: Any, depth: int = 4) -> str | None:
-    """Return the attribute path under ``module`` holding ``target``, e.g. ``layers.0.weight``."""
-    seen: set[int] = set()
-
-    def walk(obj: Any, prefix: str, level: int) -> str | None:
-        if id(obj) in seen or level > depth:
-            return None
-        seen.add(id(obj))
-        items = children(obj)
-        for key, value in items:
-            if value is target:
-                return prefix + key.lstrip("_")
-        for key, value in items:
-            if isinstance(value, Tensor) or value is None:
-                continue
-            found = walk(value, prefix + key.lstrip("_") + ".", level + 1)
-            if found:
-                return found
-        return None
-
-    return walk(module, "", 0)
-
-
-def list_params(module: Any, names: dict[int, str]) -> list[Param]:
+def list_params(module: Any, names: dict[int, str], _depth: int = 0) -> list[Param]:
     """The module's parameters, each once, read afresh (a module may rebind its gradients).
 
     Args:
@@ -464,7 +410,10 @@ def list_params(module: Any, names: dict[int, str]) -> list[Param]:
         names: a cache of the names found for tensors and holders, kept across calls.
     """
     found = _param_items(module)
-    params = _named_parameters(module) if found is None else _interpret(module, found, names)
+    if found is not None:
+        params = _interpret(module, found, names)
+    else:
+        params = _named_parameters(module) or _layer_parameters(module, names, _depth)
     unique: list[Param] = []
     seen: set[int] = set()
     for param in params:
@@ -472,6 +421,55 @@ def list_params(module: Any, names: dict[int, str]) -> list[Param]:
             seen.add(id(param.tensor))
             unique.append(param)
     return unique
+
+
+def lists_params(module: Any) -> bool:
+    """Whether the module lists its parameters itself (``param()``, ``parameters()``, ...)."""
+    return any(
+        hasattr(type(module), source) or source in getattr(module, "__dict__", {})
+        for source in _PARAM_SOURCES
+    )
+
+
+def layers_of(module: Any) -> list[tuple[str, Any]]:
+    """The layers a container without ``param()`` holds: ``(path, layer)`` for each object
+    with ``forward`` and ``backward`` in its attributes or in lists, tuples or dicts of them
+    (``self.transforms = args``), in order."""
+    found = []
+    for key, value in getattr(module, "__dict__", {}).items():
+        items = (
+            list(value.items())
+            if isinstance(value, dict)
+            else list(enumerate(value))
+            if isinstance(value, list | tuple)
+            else [(None, value)]
+        )
+        for index, item in items:
+            if item is not module and _is_layer(item):
+                found.append((key if index is None else f"{key}.{index}", item))
+    return found
+
+
+def _is_layer(obj: Any) -> bool:
+    return not isinstance(obj, type) and all(
+        callable(getattr(obj, m, None)) for m in ("forward", "backward")
+    )
+
+
+def _layer_parameters(module: Any, names: dict[int, str], depth: int) -> list[Param]:
+    """A container with no ``param()`` of its own: its layers' parameters, named by path."""
+    if depth >= 4:  # a layer may hold its container back
+        return []
+    params = []
+    for path, layer in layers_of(module):
+        try:
+            found = list_params(layer, names, depth + 1)
+        except CannotAdapt:
+            continue
+        for p in found:
+            p.name = f"{path}.{p.name}"
+            params.append(p)
+    return params
 
 
 def _describe(module: Any) -> str:

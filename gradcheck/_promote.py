@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradcheck._params import Param, children
+from gradcheck._params import Param
+from gradcheck._walk import children
 
 __all__ = ["converted", "promote"]
 

@@ -143,6 +143,9 @@ class Session:
         self.mutates = False
         #: Whether backward returns the input gradient (a container may return None).
         self.returns_input_gradient = True
+        #: Listed parameters forward does not read and backward gives no gradient (a bias
+        #: with ``use_bias=False``): left out of every later check.
+        self.unused: set[str] = set()
 
     # -- calling the module --------------------------------------------------------------------
 
@@ -249,16 +252,17 @@ class Session:
             params = self.adapted.params()
         except USER_ERRORS as exc:
             raise raised(PARAMETERS, "listing parameters", exc) from exc
-        if len(params) != len(self.params):
+        listed = len(self.params) + len(self.unused)
+        if len(params) != listed:
             raise ModuleFailed(
                 CheckResult(
                     PARAMETERS,
                     False,
-                    f"the module listed {len(self.params)} parameters, then {len(params)}; "
+                    f"the module listed {listed} parameters, then {len(params)}; "
                     "param() must return the same parameters every time",
                 )
             )
-        return params
+        return [p for p in params if p.name not in self.unused]
 
     def zero_grads(self) -> None:
         for p in self.fresh_params():

@@ -33,6 +33,20 @@ CASES = [
         "the loss object itself",
     ),
     ("silent_criterion", lambda: layouts.SilentCriterionMSE(SINK()), None, "a GradientSink"),
+    ("transforms", layouts.TransformsSequential, None, "layers it holds (self.transforms)"),
+    (
+        "transforms_wrong",
+        lambda: layouts.TransformsSequential(wrong=True),
+        "parameter_gradient",
+        "self.transforms",
+    ),
+    ("unused_bias", layouts.UnusedBiasLinear, None, "forward does not read it"),
+    (
+        "used_bias_without_gradient",
+        lambda: layouts.UnusedBiasLinear(use_bias=True),
+        "gradient_shape",
+        None,
+    ),
 ]
 
 
@@ -84,3 +98,21 @@ def test_the_command_line_builds_a_criterion_around_a_sink(tmp_path, capsys, iso
     assert status == 0
     assert target["target"].endswith("criterion.py:LossMSE(gradcheck.GradientSink())")
     assert target["status"] == "pass"
+
+
+def test_the_layers_of_a_container_without_param_are_checked_by_path():
+    report = gradcheck.check(layouts.TransformsSequential())
+    assert report.checks[0].message.startswith("transforms.0.w (3, 4), transforms.0.b (4,)")
+    (result,) = [c for c in report.checks if c.name == gradcheck.PARAMETER_GRADIENT]
+    assert [t.tensor for t in result.tensors] == [
+        "transforms.0.w",
+        "transforms.0.b",
+        "transforms.2.w",
+        "transforms.2.b",
+    ]
+
+
+def test_a_listed_parameter_forward_ignores_is_left_out_of_every_comparison():
+    report = gradcheck.check(layouts.UnusedBiasLinear())
+    (result,) = [c for c in report.checks if c.name == gradcheck.PARAMETER_GRADIENT]
+    assert [t.tensor for t in result.tensors] == ["w"]

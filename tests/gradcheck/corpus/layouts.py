@@ -161,3 +161,81 @@ class SilentCriterionMSE:
 
     def backward(self):
         self.net.backward(2 * self.d / self.d.numel())
+
+
+# -- a container without param() --------------------------------------------------------------
+
+
+class _Affine:
+    def __init__(self, n_in: int, n_out: int, seed: int, *, wrong: bool = False) -> None:
+        self.w, self.b = _randn(n_in, n_out, seed=seed), _randn(n_out, seed=seed + 1)
+        self.dw, self.db = torch.zeros_like(self.w), torch.zeros_like(self.b)
+        self.wrong = wrong
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w + self.b
+
+    def backward(self, grad):
+        self.dw += self.x.t() @ grad * (1.01 if self.wrong else 1)
+        self.db += grad.sum(0)
+        return grad @ self.w.t()
+
+    def param(self):
+        return [(self.w, self.dw), (self.b, self.db)]
+
+
+class _Tanh:
+    def forward(self, x):
+        self.y = x.tanh()
+        return self.y
+
+    def backward(self, grad):
+        return grad * (1 - self.y**2)
+
+
+class TransformsSequential:
+    """A container keeping its layers in ``self.transforms`` with no ``param()`` of its own:
+    its layers' parameters are theirs to list."""
+
+    def __init__(self, *, wrong: bool = False) -> None:
+        self.transforms = (_Affine(3, 4, 2, wrong=wrong), _Tanh(), _Affine(4, 2, 4))
+
+    def forward(self, x):
+        for t in self.transforms:
+            x = t.forward(x)
+        return x
+
+    def backward(self, grad):
+        for t in reversed(self.transforms):
+            grad = t.backward(grad)
+        return grad
+
+    def zero_grad(self):
+        for t in self.transforms:
+            for _, g in getattr(t, "param", list)():
+                g.zero_()
+
+
+# -- a parameter forward does not use -------------------------------------------------------
+
+
+class UnusedBiasLinear:
+    """``use_bias=False`` by default: the bias is still listed, its gradient None, and forward
+    never reads it."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 4, use_bias: bool = False) -> None:
+        self.w, self.b = _randn(n_in, n_out), torch.zeros(n_out, dtype=torch.float64)
+        self.dw, self.db = torch.zeros_like(self.w), None
+        self.use_bias = use_bias
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w + (self.b if self.use_bias else 0)
+
+    def backward(self, grad):
+        self.dw += self.x.t() @ grad
+        return grad @ self.w.t()
+
+    def param(self):
+        return [(self.w, self.dw), (self.b, self.db)]
