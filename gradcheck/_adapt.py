@@ -131,6 +131,20 @@ def _required_positional(function: Any) -> list[str] | None:
     return names
 
 
+#: Names of a forward's required mode argument.
+_MODE_FLAGS = frozenset(
+    {"training", "train", "is_training", "istraining", "train_mode", "is_train"}
+)
+
+
+def _mode_flag(forward: Any) -> str | None:
+    """The name of the last required argument of ``forward`` when it is its mode flag."""
+    required = _required_positional(forward)
+    if required and len(required) >= 2 and required[-1].lower() in _MODE_FLAGS:
+        return required[-1]
+    return None
+
+
 def _first_parameter(function: Any) -> str | None:
     """The name of the first parameter, None when there is none (or no signature)."""
     signature = _signature(function)
@@ -236,6 +250,8 @@ class Adapted:
     """A module reached through the course protocol (see the module docstring)."""
 
     packed = False
+    mode_flag: str | None = None
+    mode = True
 
     def __init__(
         self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
@@ -273,8 +289,21 @@ class Adapted:
             self.notes.append(
                 "forward takes one argument: it was called as forward((prediction, target))"
             )
+        #: A forward that requires its mode (``forward(self, inputs, training)``): passed as a
+        #: keyword, True unless the check runs in eval mode.
+        self.mode_flag = _mode_flag(module.forward)
+        self.mode = True
+        if self.mode_flag:
+            self.notes.append(
+                f"forward requires {self.mode_flag}: it was passed {self.mode_flag}=True "
+                "(False with eval)"
+            )
         self._names: dict[int, str] = {}
         self._output_attr: str | None = None
+
+    def mode_keywords(self) -> dict[str, bool]:
+        """The keyword a forward that requires its mode is given, else none."""
+        return {self.mode_flag: self.mode} if self.mode_flag else {}
 
     # -- forward and backward ------------------------------------------------------------------
 
@@ -284,10 +313,10 @@ class Adapted:
         if self.packed and len(args) == 2:
             args = (tuple(args),)
         if self._output_attr is not None:
-            self.module.forward(*args)
+            self.module.forward(*args, **self.mode_keywords())
             return getattr(self.module, self._output_attr, None)
         before = _tensor_attributes(self.module)
-        out = self.module.forward(*args)
+        out = self.module.forward(*args, **self.mode_keywords())
         if out is None:
             return self._stored_output(before)
         if self.is_loss and out is self.module:  # loss = criterion(out, y); loss.backward()
@@ -378,6 +407,7 @@ class Adapted:
         return params
 
     def train(self, mode: bool) -> None:
+        self.mode = mode
         train = getattr(self.module, "train", None)
         evaluate = getattr(self.module, "eval", None)
         if callable(train) and _signature(train) is not None and _signature(train).parameters:

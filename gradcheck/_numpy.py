@@ -254,7 +254,7 @@ class NumpyAdapted(Adapted):
             if callable(calculate):
                 return to_tensor(calculate(*arrays))
             return to_tensor(np.mean(self.module.forward(*arrays)))
-        out = self.module.forward(*arrays)
+        out = self.module.forward(*arrays, **self.mode_keywords())
         if out is None:
             out = self._kept("forward", _OUTPUT_NAMES)
         return to_tensor(out)

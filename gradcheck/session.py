@@ -7,7 +7,9 @@ module (:class:`ModuleFailed`) rather than a crash of the checker.
 
 from __future__ import annotations
 
+import sys
 import traceback
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,27 @@ def raised(check: str, action: str, exc: BaseException) -> ModuleFailed:
     )
 
 
+def _foreign_arrays(module: Any, exc: BaseException) -> str | None:
+    """Why a module written for its own array type (a list-of-lists ``Matrix``) cannot be
+    checked, when forward choked on a tensor and its file imports neither torch nor numpy."""
+    if not isinstance(exc, AttributeError | TypeError) or "Tensor" not in str(exc):
+        return None
+    source = sys.modules.get(type(module).__module__)
+    if source is None or type(module).__module__.split(".")[0] in ("torch", "numpy", "gradcheck"):
+        return None
+    for value in vars(source).values():
+        origin = getattr(value, "__name__", "") if isinstance(value, types.ModuleType) else ""
+        origin = origin or str(getattr(value, "__module__", "") or "")
+        if origin.split(".")[0] in ("torch", "numpy"):
+            return None
+    return (
+        f"{type(module).__name__} works on an array type of its own: forward raised "
+        f"{exception_text(exc)} on a torch tensor, and {source.__name__} imports neither torch "
+        "nor numpy. gradcheck drives modules on torch tensors or numpy arrays; write an "
+        "adapter that converts to your type and back"
+    )
+
+
 def shape_text(t: Tensor) -> str:
     """A shape as Python writes a tuple: ``(4, 3)``, ``(3,)``, ``()``."""
     return "(" + ", ".join(map(str, t.shape)) + ("," if t.dim() == 1 else "") + ")"
@@ -163,6 +186,9 @@ class Session:
         try:
             out = self.adapted.forward(*args)
         except USER_ERRORS as exc:
+            foreign = _foreign_arrays(self.adapted.module, exc)
+            if foreign:
+                raise Unsupported(foreign) from exc
             raise raised(check, "forward", exc) from exc
         if isinstance(out, tuple | list) and any(isinstance(o, Tensor) for o in out):
             kinds = ", ".join(type(o).__name__ for o in out)

@@ -13,7 +13,7 @@ import pytest
 import gradcheck
 import nnlite
 from gradcheck.cli import main
-from tests.gradcheck.corpus import layouts
+from tests.gradcheck.corpus import layouts, own_arrays
 
 SINK = gradcheck.GradientSink
 # (id, factory, the check a broken twin fails (None: it passes), a note the report must hold)
@@ -41,6 +41,8 @@ CASES = [
         "self.transforms",
     ),
     ("unused_bias", layouts.UnusedBiasLinear, None, "forward does not read it"),
+    ("mode_flag", layouts.ModeTanh, None, "it was passed training=True"),
+    ("mode_flag_wrong", lambda: layouts.ModeTanh(wrong=True), "input_gradient", "training"),
     (
         "used_bias_without_gradient",
         lambda: layouts.UnusedBiasLinear(use_bias=True),
@@ -116,3 +118,15 @@ def test_a_listed_parameter_forward_ignores_is_left_out_of_every_comparison():
     report = gradcheck.check(layouts.UnusedBiasLinear())
     (result,) = [c for c in report.checks if c.name == gradcheck.PARAMETER_GRADIENT]
     assert [t.tensor for t in result.tensors] == ["w"]
+
+
+def test_a_required_mode_flag_follows_the_check_s_mode():
+    # In evaluation the scale is 1, so the backward that ignores it is right there.
+    assert gradcheck.check(layouts.ModeTanh(wrong=True), train=False).passed
+
+
+def test_a_layer_on_an_array_type_of_its_own_cannot_be_checked_and_is_not_failed():
+    report = gradcheck.check(own_arrays.ReLU())
+    assert report.unsupported is not None
+    assert "works on an array type of its own" in report.unsupported
+    assert "'Tensor' object has no attribute 'map'" in report.unsupported

@@ -239,3 +239,23 @@ class UnusedBiasLinear:
 
     def param(self):
         return [(self.w, self.dw), (self.b, self.db)]
+
+
+# -- a forward that requires its mode -------------------------------------------------------
+
+
+class ModeTanh:
+    """``forward(self, inputs, training)``, as the "from scratch" book writes every layer once
+    it has dropout: scaled by 0.5 in training, as is in evaluation."""
+
+    def __init__(self, *, wrong: bool = False) -> None:
+        self.wrong = wrong
+
+    def forward(self, inputs, training):
+        self.scale = 0.5 if training else 1.0
+        self.y = inputs.tanh()
+        return self.scale * self.y
+
+    def backward(self, dvalues):
+        scale = 1.0 if self.wrong else self.scale
+        return dvalues * scale * (1 - self.y**2)
