@@ -8,6 +8,7 @@ cross-entropy) and return a note saying so; the module's own error stands when n
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,6 +112,8 @@ def prepare_args(
         )
     if not inputs:
         shapes = shapes or [default_shape(module, batch_dim=adapted.batch_dim)]
+        if not callable(hook):
+            shapes = shapes + [shapes[-1]] * (_inputs_required(adapted) - len(shapes))
         inputs = tuple(
             make_input(s, input_range=input_range, seed=seed + 10 * k) for k, s in enumerate(shapes)
         )
@@ -121,6 +124,22 @@ def prepare_args(
     if not perturbable:
         raise TypeError("gradcheck needs at least one floating-point input to differentiate")
     return args, perturbable, None
+
+
+def _inputs_required(adapted: Adapted) -> int:
+    """How many tensors forward requires (``forward(self, query, key, value)``: 3); an input
+    drawn for each, of the last shape given, when fewer shapes are."""
+    forward = getattr(adapted.module, "forward", None)
+    try:
+        parameters = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    required = [
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len([n for n in required if n != adapted.mode_flag])
 
 
 def _from_numpy(x: Any) -> Any:
@@ -161,12 +180,13 @@ def fit_default_input(
         problem = exception_text(exc)
     drawn = tuple(args[0].shape)
     features = drawn[-1] if drawn else DEFAULT_FEATURES
+    # (shape, what it is, its batch dimension)
     candidates = (
-        ((IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE), "an NCHW batch"),
-        ((features, 1), "one sample as a column vector"),
-        ((features,), "one sample as a vector"),
+        ((IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE), "an NCHW batch", 0),
+        ((features, 1), "one sample as a column vector", 1),
+        ((features,), "one sample as a vector", 0),
     )
-    for shape, what in candidates:
+    for shape, what, batch_dim in candidates:
         if shape == drawn:
             continue
         x = make_input(shape, input_range=input_range, seed=seed).to(args[0].dtype)
@@ -175,6 +195,7 @@ def fit_default_input(
         except USER_ERRORS:
             continue
         args[0] = x
+        adapted.batch_dim = batch_dim  # a column's one sample is along dim 1
         return (
             f"a {drawn} input was refused ({problem}); {what} {shape} was drawn instead; "
             "pass shape= (--shape) to choose"

@@ -21,6 +21,7 @@ CASES = [
     ("column", layouts.ColumnReLU, None, "one sample as a column vector (3, 1)"),
     ("column_wrong", layouts.ColumnTanhWrong, "input_gradient", "column vector"),
     ("vector", layouts.VectorLinear, None, "one sample as a vector (3,)"),
+    ("column_linear", layouts.ColumnLinear, None, "column vector (3, 1)"),
     ("vector_wrong", lambda: layouts.VectorLinear(wrong=True), "parameter_gradient", "(3,)"),
     ("zero_until_backward", layouts.ZeroUntilBackwardLinear, None, None),
     ("tuple_loss", layouts.TupleMSE, None, "forward((prediction, target))"),
@@ -130,3 +131,10 @@ def test_a_layer_on_an_array_type_of_its_own_cannot_be_checked_and_is_not_failed
     assert report.unsupported is not None
     assert "works on an array type of its own" in report.unsupported
     assert "'Tensor' object has no attribute 'map'" in report.unsupported
+
+
+def test_a_forward_taking_three_tensors_gets_one_of_the_shape_given_for_each():
+    report = gradcheck.check(layouts.AttentionLike(), shape=(2, 3, 4))
+    assert report.passed, report
+    (result,) = [c for c in report.checks if c.name == gradcheck.INPUT_GRADIENT]
+    assert [t.tensor for t in result.tensors] == ["input[0]", "input[1]", "input[2]"]

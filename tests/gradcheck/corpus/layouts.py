@@ -259,3 +259,38 @@ class ModeTanh:
     def backward(self, dvalues):
         scale = 1.0 if self.wrong else self.scale
         return dvalues * scale * (1 - self.y**2)
+
+
+class ColumnLinear:
+    """``W x + b`` on one sample as a ``(D, 1)`` column, its bias a column too: its output
+    keeps the sample along dim 1, not the features along dim 0."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 4) -> None:
+        self.w, self.b = _randn(n_out, n_in), _randn(n_out, 1, seed=1)
+        self.dw, self.db = torch.zeros_like(self.w), torch.zeros_like(self.b)
+
+    def forward(self, x):
+        if x.shape[0] != self.w.shape[1] or x.shape[1] != 1:
+            raise ValueError(f"expected a ({self.w.shape[1]}, 1) column, got {tuple(x.shape)}")
+        self.x = x
+        return self.w @ x + self.b
+
+    def backward(self, grad):
+        self.dw += grad @ self.x.t()
+        self.db += grad
+        return self.w.t() @ grad
+
+    def param(self):
+        return [(self.w, self.dw), (self.b, self.db)]
+
+
+class AttentionLike(torch.nn.Module):
+    """A torch.nn module whose forward takes three tensors of one shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query = torch.nn.Linear(4, 4, dtype=torch.float64)
+
+    def forward(self, query, key, value, mask=None):
+        weights = (self.query(query) @ key.transpose(-1, -2)).softmax(-1)
+        return weights @ value
