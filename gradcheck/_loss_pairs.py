@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradcheck._adapt import _LOSS_WORDS, Adapted, _required_positional
+from gradcheck._adapt import Adapted
+from gradcheck._protocol import _LOSS_WORDS, _required_positional
 
 __all__ = ["LossPairAdapted", "loss_pair"]
 

@@ -402,7 +402,7 @@ def _sized(
 def _feeds_a_network(cls: type) -> bool:
     """Whether ``cls`` is a loss that feeds a network: ``backward(self)`` alone, or a name that
     says loss (``LossMSE``, ``CrossEntropy``) and a backward needing no argument."""
-    from gradcheck._adapt import _LOSS_WORDS
+    from gradcheck._protocol import _LOSS_WORDS
 
     try:
         parameters = list(inspect.signature(cls.backward).parameters.values())[1:]
