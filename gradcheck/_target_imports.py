@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -27,17 +28,37 @@ __all__ = [
 
 
 def import_named(module_name: str) -> types.ModuleType | None:
-    """Import ``module_name``; None if it does not exist, TargetError if importing it fails."""
+    """Import ``module_name``; None if it does not exist, TargetError if importing it fails
+    (the message names the file and line that raised: often a package's ``__init__.py``)."""
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name == module_name:
             return None
-        raise TargetError(f"importing {module_name!r} failed: {error}") from None
+        raise TargetError(f"importing {module_name!r} failed: {error}{_raised_at(error)}") from None
     except Exception as error:  # the user's module raised while importing
         raise TargetError(
-            f"importing {module_name!r} failed: {type(error).__name__}: {error}"
+            f"importing {module_name!r} failed: {type(error).__name__}: {error}{_raised_at(error)}"
         ) from None
+
+
+def _raised_at(error: BaseException) -> str:
+    """`` (raised at pkg/__init__.py:1)``: the last frame of the user's code in the traceback."""
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if "importlib" not in f.filename
+        and not f.filename.startswith("<")
+        and os.sep + "gradcheck" + os.sep not in f.filename
+    ]
+    if not frames:
+        return ""
+    last = frames[-1]
+    try:
+        shown = os.path.relpath(last.filename)
+    except ValueError:
+        shown = last.filename
+    return f" (raised at {shown}:{last.lineno})"
 
 
 def import_dotted(name: str) -> Any:
@@ -88,7 +109,19 @@ def load_file(path: str) -> types.ModuleType:
     folder = os.path.dirname(path)
     dotted = _package_name(path)
     if dotted is not None:  # inside a package: imported as part of it (relative imports work)
-        return _load_package_file(path, dotted)
+        try:
+            return _load_package_file(path, dotted)
+        except TargetError as error:
+            # A package whose __init__.py fails to import: the file alone may still import.
+            try:
+                return _load_plain(path, folder)
+            except TargetError:
+                raise error from None
+    return _load_plain(path, folder)
+
+
+def _load_plain(path: str, folder: str) -> types.ModuleType:
+    """Import ``path`` as a top-level module, its folder first on ``sys.path``."""
     if sys.path[:1] != [folder]:
         sys.path.insert(0, folder)
     name = os.path.splitext(os.path.basename(path))[0]
@@ -159,14 +192,27 @@ def _folder_holding(folder: str, name: str | None, levels: int = 3) -> str | Non
     return None
 
 
+#: pip's names for packages imported under another name.
+_PIP_NAMES = {
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "yaml": "pyyaml",
+    "bs4": "beautifulsoup4",
+    "Crypto": "pycryptodome",
+}
+
+
 def _missing_module(path: str, error: ModuleNotFoundError) -> str:
+    if not error.name:
+        return f"importing {path!r} failed: {error}"
+    top = error.name.split(".")[0]
     return (
-        f"importing {path!r} failed: No module named {error.name!r}. Naming a file imports it, "
-        f"and so runs its top-level imports: install {error.name.split('.')[0]!r} in this "
-        "environment (pip install ...), run from the folder its imports expect, or name the "
-        "file that holds the layers alone"
-        if error.name
-        else f"importing {path!r} failed: {error}"
+        f"importing {path!r} failed: No module named {error.name!r}{_raised_at(error)}. Naming "
+        f"a file imports it, and so runs its top-level imports: install {top!r} in this "
+        f"environment (pip install {_PIP_NAMES.get(top, top)}), run from the folder its imports "
+        "expect, or name the file that holds the layers alone"
     )
 
 

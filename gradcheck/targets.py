@@ -245,6 +245,11 @@ def _package(
             targets.append(_constructed(name, call, namespace))
         except TargetError as error:
             targets.append(Target(name, error=str(error)))
+    if all(t.skipped for t in targets) and hasattr(module, "__path__") and label == "":
+        # An __init__.py exporting only the project's Model: the layers are in its files.
+        found = _submodule_targets(module, prefix, features, channels)
+        if not all(t.skipped for t in found):
+            return found
     if all(t.skipped for t in targets):
         raise TargetError(
             f"{label + prefix or module.__name__} exports no module classes (a class with "

@@ -175,3 +175,59 @@ def test_what_a_package_prints_at_import_is_shown_once(tmp_path, monkeypatch, ca
     assert len(outputs) == 3
     assert sum("hello from chatty" in o for o in outputs) == 1
     assert "printed while importing chatty" in outputs[0]
+
+
+def test_a_package_exporting_only_its_model_has_its_files_walked(
+    tmp_path, monkeypatch, isolated_imports
+):
+    package = tmp_path / "project"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .model import Model\n")
+    (package / "model.py").write_text(
+        "from .base import Module\nfrom .tanh import Tanh\n\n"
+        "class Model:\n"
+        "    def load_pretrained_model(self):\n        pass\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, g):\n        return g\n"
+    )
+    (package / "base.py").write_text(BASE)
+    (package / "tanh.py").write_text(TANH.format(power="**2"))
+    monkeypatch.chdir(tmp_path)
+    assert _names(resolve("project")) == ["project.tanh.Tanh"]
+
+
+def test_a_file_whose_package_init_fails_is_imported_alone(tmp_path, monkeypatch, isolated_imports):
+    package = tmp_path / "work"
+    package.mkdir()
+    (package / "__init__.py").write_text("import torch.empty as empty\n")  # fails
+    (package / "layers.py").write_text(
+        "class Tanh:\n"
+        "    def forward(self, x):\n        self.y = x.tanh()\n        return self.y\n"
+        "    def backward(self, grad):\n        return grad * (1 - self.y**2)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    (target,) = resolve("work/layers.py")
+    assert gradcheck.check(target.build()).passed
+
+
+def test_an_import_error_names_the_file_and_line_that_raised(
+    tmp_path, monkeypatch, isolated_imports
+):
+    from gradcheck.targets import TargetError
+
+    package = tmp_path / "work"
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\nimport not_installed_anywhere\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TargetError) as raised:
+        resolve("work")
+    assert "raised at work/__init__.py:2" in str(raised.value)
+
+
+def test_a_missing_package_is_named_as_pip_knows_it(tmp_path, monkeypatch, isolated_imports):
+    from gradcheck.targets import TargetError
+
+    (tmp_path / "vision.py").write_text("import cv2\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TargetError, match="pip install opencv-python"):
+        resolve("vision.py")
