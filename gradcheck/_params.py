@@ -147,6 +147,8 @@ def _item(module: Any, index: int, item: Any, names: dict[int, str]) -> list[Par
         if len(item) == 2 and isinstance(item[0], Tensor) and _not_made(item[1]):
             tensor = item[0]  # a pair whose gradient backward has not made yet (None, or 0)
             return [Param(_name_of(module, tensor, names, str(index)), tensor, lambda: None)]
+        if len(item) == 2 and all(_boxed(x) is not None for x in item):
+            return [_boxed_pair(module, item[0], item[1], names, str(index))]
         if all(_holder_tensor(x) is not None for x in item):
             return [_holder(module, x, names, f"{index}.{i}") for i, x in enumerate(item)]
         if all(isinstance(x, tuple | list | dict) for x in item):  # one list per layer
@@ -223,6 +225,31 @@ def _holder_tensor(item: Any) -> Tensor | None:
     return None
 
 
+def _boxed(item: Any) -> Tensor | None:
+    """The tensor of a box without a gradient of its own (``.value`` or ``.data``, no
+    ``.grad``): one of a ``[Parameter(w), Parameter(dw)]`` pair."""
+    if isinstance(item, Tensor) or hasattr(item, "grad"):
+        return None
+    for attr in ("value", "data"):
+        value = getattr(item, attr, None)
+        if isinstance(value, Tensor):
+            return value
+    return None
+
+
+def _boxed_pair(
+    module: Any, box: Any, grad_box: Any, names: dict[int, str], fallback: str
+) -> Param:
+    """``[Parameter(w), Parameter(dw)]``: the gradient box's tensor, read afresh (a box may
+    rebind it: ``self.value = self.value + d``)."""
+    tensor = _boxed(box)
+    assert tensor is not None
+    key = id(box)
+    if key not in names:
+        names[key] = find_name(module, box) or find_name(module, tensor) or fallback
+    return Param(names[key], tensor, lambda: _boxed(grad_box), holder=None, kind="holder")
+
+
 def _holder(module: Any, item: Any, names: dict[int, str], fallback: str) -> Param:
     tensor = _holder_tensor(item)
     assert tensor is not None
@@ -272,9 +299,11 @@ def _pair_up(
     )
     for pairs, _ in orders:
         same = all(items[a].shape == items[b].shape for a, b in pairs)
-        # A lone (b, db) whose gradient lost a dimension, (1, n) and (n,): still a pair, and
-        # the gradient_shape check says what is wrong with it.
-        if not same and not (n == 2 and lenient and items[0].numel() == items[1].numel()):
+        # A lone (b, db) whose gradient lost a dimension ((1, n) and (n,)) or was reduced to
+        # a number (its name says it is a gradient): still a pair, and the gradient_shape
+        # check says what is wrong with it.
+        lone = n == 2 and lenient and (items[0].numel() == items[1].numel() or grads[1])
+        if not same and not lone:
             continue
         says = all(grads[b] and not grads[a] for a, b in pairs)
         unnamed = not any(named[b] for _, b in pairs)

@@ -43,6 +43,8 @@ CASES = [
     ),
     ("unused_bias", layouts.UnusedBiasLinear, None, "forward does not read it"),
     ("mode_flag", layouts.ModeTanh, None, "it was passed training=True"),
+    ("boxes", layouts.BoxedLinear, None, None),
+    ("boxes_wrong", lambda: layouts.BoxedLinear(wrong=True), "parameter_gradient", None),
     ("mode_flag_wrong", lambda: layouts.ModeTanh(wrong=True), "input_gradient", "training"),
     (
         "used_bias_without_gradient",
@@ -138,3 +140,10 @@ def test_a_forward_taking_three_tensors_gets_one_of_the_shape_given_for_each():
     assert report.passed, report
     (result,) = [c for c in report.checks if c.name == gradcheck.INPUT_GRADIENT]
     assert [t.tensor for t in result.tensors] == ["input[0]", "input[1]", "input[2]"]
+
+
+def test_a_bias_gradient_reduced_to_one_number_is_named_with_both_shapes():
+    report = gradcheck.check(layouts.MeanBiasGradLinear())
+    (result,) = [c for c in report.checks if not c.passed]
+    assert result.name == gradcheck.GRADIENT_SHAPE
+    assert "parameter b gradient has shape (), the parameter (4,)" in result.message

@@ -294,3 +294,58 @@ class AttentionLike(torch.nn.Module):
     def forward(self, query, key, value, mask=None):
         weights = (self.query(query) @ key.transpose(-1, -2)).softmax(-1)
         return weights @ value
+
+
+# -- parameters in boxes ------------------------------------------------------------------
+
+
+class Box:
+    """A value in a box, the gradient in another box of the same class (no ``.grad``)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def add_value(self, delta) -> None:
+        self.value = self.value + delta  # rebinds: whoever holds the old tensor keeps it
+
+
+class BoxedLinear:
+    """``param()`` returns ``[[Box(w), Box(dw)], [Box(b), Box(db)]]``."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 4, *, wrong: bool = False) -> None:
+        self.weight, self.bias = Box(_randn(n_in, n_out)), Box(_randn(n_out, seed=1))
+        self.weight_grad = Box(torch.zeros(n_in, n_out, dtype=torch.float64))
+        self.bias_grad = Box(torch.zeros(n_out, dtype=torch.float64))
+        self.wrong = wrong
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.weight.value + self.bias.value
+
+    def backward(self, grad):
+        self.weight_grad.add_value(self.x.t() @ grad)
+        self.bias_grad.add_value(grad.sum(0) * (0.5 if self.wrong else 1))
+        return grad @ self.weight.value.t()
+
+    def param(self):
+        return [[self.weight, self.weight_grad], [self.bias, self.bias_grad]]
+
+
+class MeanBiasGradLinear:
+    """Its bias gradient is ``grad.mean()``, one number for a bias of four."""
+
+    def __init__(self, n_in: int = 3, n_out: int = 4) -> None:
+        self.w, self.b = _randn(n_in, n_out), _randn(n_out, seed=1)
+        self.w_grad, self.b_grad = torch.zeros_like(self.w), torch.zeros_like(self.b)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w + self.b
+
+    def backward(self, grad):
+        self.w_grad += self.x.t() @ grad
+        self.b_grad = grad.mean()
+        return grad @ self.w.t()
+
+    def param(self):
+        return [(self.w, self.w_grad), (self.b, self.b_grad)]
