@@ -50,6 +50,7 @@ from gradcheck._protocol import (
     _refuse_unusual_backward,
     _required_positional,
     _signature,
+    alias_methods,
     is_loss,
 )
 from gradcheck.sink import sink_of
@@ -350,10 +351,15 @@ def adapt(
     if pair is not None:
         return LossPairAdapted(module, pair)
 
+    aliased = alias_methods(module)  # backprop() for backward(), fprop() for forward()
     if numpy if numpy is not None else is_numpy_module(module):
-        return NumpyAdapted(module, batch_dim=batch_dim, target_first=target_first)
-    refuse_learning_rate(module)  # before the protocol's checks: its message shows the adapter
-    return Adapted(module, batch_dim=batch_dim, target_first=target_first)
+        adapted: Adapted = NumpyAdapted(module, batch_dim=batch_dim, target_first=target_first)
+    else:
+        refuse_learning_rate(module)  # before the protocol's checks: its message has an adapter
+        adapted = Adapted(module, batch_dim=batch_dim, target_first=target_first)
+    if aliased:
+        adapted.notes.insert(0, aliased)
+    return adapted
 
 
 def _describe(module: Any) -> str:

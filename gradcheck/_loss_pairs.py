@@ -16,6 +16,7 @@ from torch import Tensor
 
 from gradcheck._adapt import Adapted
 from gradcheck._protocol import _LOSS_WORDS, _required_positional
+from gradcheck._target_derive import _is_stub
 
 __all__ = ["LossPairAdapted", "loss_pair"]
 
@@ -23,6 +24,9 @@ __all__ = ["LossPairAdapted", "loss_pair"]
 #: ``(value, gradient)`` itself.
 PAIRS: tuple[tuple[str, str | None], ...] = (
     ("loss", "dloss"),
+    ("loss_value", "loss_grad"),
+    ("loss_value", "loss_gradient"),
+    ("value", "gradient"),
     ("loss", "loss_grad"),
     ("loss", "grad"),
     ("loss", "gradient"),
@@ -52,8 +56,9 @@ def loss_pair(obj: Any) -> tuple[str, str | None] | None:
         obj: a class or an instance.
     """
     cls = obj if inspect.isclass(obj) else type(obj)
-    if callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None)):
-        return None
+    forward, backward = getattr(cls, "forward", None), getattr(cls, "backward", None)
+    if callable(forward) and callable(backward) and not (_is_stub(forward) and _is_stub(backward)):
+        return None  # the protocol itself (a base's placeholders do not count)
     if not _LOSS_WORDS.search(cls.__name__):
         return None
     for value, gradient in PAIRS:

@@ -15,7 +15,50 @@ import torch
 from gradcheck._params import ADAPTER, CannotAdapt
 from gradcheck.sink import fed_network
 
-__all__ = ["is_loss"]
+__all__ = ["METHOD_ALIASES", "alias_methods", "is_loss", "protocol_methods"]
+
+#: Other names of the protocol's two methods, most likely first.
+METHOD_ALIASES = {
+    "forward": ("fprop", "forward_pass", "forward_propagation", "feedforward", "feed_forward"),
+    "backward": (
+        "backprop",
+        "bprop",
+        "backward_pass",
+        "backpropagate",
+        "back_propagate",
+        "backpropagation",
+        "backward_propagation",
+    ),
+}
+
+
+def protocol_methods(obj: Any) -> dict[str, str] | None:
+    """For a class (or instance) with both of the protocol's methods, under their names or
+    another's (``backprop``), the name of each; None when one is missing."""
+    names = {}
+    for method, aliases in METHOD_ALIASES.items():
+        found = next((n for n in (method, *aliases) if callable(getattr(obj, n, None))), None)
+        if found is None:
+            return None
+        names[method] = found
+    return names
+
+
+def alias_methods(module: Any) -> str | None:
+    """Give a module whose methods have other names (``backprop``) the protocol's names, as
+    attributes of the instance; return the note that says so (None: nothing to do)."""
+    names = protocol_methods(module)
+    if names is None or all(k == v for k, v in names.items()):
+        return None
+    renamed = {k: v for k, v in names.items() if k != v}
+    try:
+        for method, name in renamed.items():
+            setattr(module, method, getattr(module, name))
+    except (AttributeError, TypeError):  # __slots__, or a read-only attribute
+        return None
+    shown = ", ".join(f"{v}() as {k}()" for k, v in renamed.items())
+    return f"no {' or '.join(f'{k}()' for k in renamed)}: {shown} was called"
+
 
 #: Words in a class name that make it a loss when its backward needs no argument (the course
 #: template's ``MSE.backward(self, *gradwrtoutput)``).

@@ -208,7 +208,9 @@ def is_module_class(obj: Any) -> bool:
         return False
     if _is_torch_module_class(obj):
         return True
-    if callable(getattr(obj, "forward", None)) and callable(getattr(obj, "backward", None)):
+    from gradcheck._protocol import protocol_methods
+
+    if protocol_methods(obj) is not None:  # forward and backward, or backprop() ...
         return True
     from gradcheck._loss_pairs import loss_pair  # a loss written as loss() and dloss()
 
@@ -254,11 +256,11 @@ def is_abstract(cls: type) -> bool:
     ``pass`` or ``...``."""
     if inspect.isabstract(cls):
         return True
-    methods: tuple[str | None, ...] = ("forward", "backward")
-    if not (callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None))):
-        from gradcheck._loss_pairs import loss_pair
+    from gradcheck._loss_pairs import loss_pair
 
-        methods += loss_pair(cls) or ()
+    # A loss written as loss_value() and loss_grad() under a base's placeholder forward and
+    # backward is judged by its pair.
+    methods: tuple[str | None, ...] = loss_pair(cls) or ("forward", "backward")
     return any(_is_stub(getattr(cls, method, None)) for method in methods if method)
 
 

@@ -147,3 +147,24 @@ def test_a_bias_gradient_reduced_to_one_number_is_named_with_both_shapes():
     (result,) = [c for c in report.checks if not c.passed]
     assert result.name == gradcheck.GRADIENT_SHAPE
     assert "parameter b gradient has shape (), the parameter (4,)" in result.message
+
+
+@pytest.mark.parametrize(("wrong", "passed"), [(False, True), (True, False)])
+def test_backprop_is_taken_for_backward(wrong, passed):
+    x = gradcheck.make_input((2, 3, 4, 4))
+    report = gradcheck.check(layouts.BackpropMaxPool(wrong=wrong), x)
+    assert report.passed is passed, report
+    assert "no backward(): backprop() as backward() was called" in report.notes
+
+
+def test_a_loss_under_placeholder_methods_is_checked_through_its_value_and_gradient(
+    tmp_path, isolated_imports
+):
+    from gradcheck.targets import resolve
+
+    report = gradcheck.check(layouts.ValueGradMSE())
+    assert report.passed, report
+    assert any("loss_value() and loss_grad()" in n for n in report.notes)
+    names = [t.name for t in resolve(layouts.__file__) if not t.skipped]
+    assert any(n.endswith(":ValueGradMSE") for n in names)
+    assert any(n.endswith(":BackpropMaxPool") for n in names)

@@ -178,7 +178,14 @@ def test_a_class_without_forward_and_backward_exits_2_with_the_adapter(tmp_path,
     assert main([f"{path}:SGDDense"]) == 2
     out = capsys.readouterr().out
     assert "cannot be checked: SGDDense.backward(grad, learning_rate) takes a learning rate" in out
+    # fprop() and bprop() are the protocol under other names: checked through them.
     report = gradcheck.check(M.FpropBprop())
+    assert report.passed, report
+    assert "no forward() or backward(): fprop() as forward(), bprop() as backward() was called" in (
+        report.notes
+    )
+    # Neither the protocol nor an alias of it: refused, with the adapter to write.
+    report = gradcheck.check(M.Unrelated())
     assert "has no forward() method" in report.unsupported
 
 

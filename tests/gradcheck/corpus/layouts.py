@@ -349,3 +349,46 @@ class MeanBiasGradLinear:
 
     def param(self):
         return [(self.w, self.w_grad), (self.b, self.b_grad)]
+
+
+# -- the protocol under other names -----------------------------------------------------------
+
+
+class BackpropMaxPool:
+    """``forward`` and ``backprop``: a 2x2 max pool on (N, C, H, W) (ties go to the first)."""
+
+    def __init__(self, *, wrong: bool = False) -> None:
+        self.wrong = wrong
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        self.x = x
+        windows = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5)
+        self.windows = windows.reshape(n, c, h // 2, w // 2, 4)
+        return self.windows.max(-1).values
+
+    def backprop(self, d_out):
+        n, c, h, w = self.x.shape
+        top = self.windows.argmax(-1, keepdim=True)
+        mask = torch.zeros_like(self.windows).scatter_(-1, top, 1.0)
+        d = mask * d_out[..., None] * (2.0 if self.wrong else 1.0)
+        d = d.reshape(n, c, h // 2, w // 2, 2, 2).permute(0, 1, 2, 4, 3, 5)
+        return d.reshape(n, c, h, w)
+
+
+class _PlaceholderModule:
+    def forward(self, *args):
+        raise NotImplementedError
+
+    def backward(self, *args):
+        raise NotImplementedError
+
+
+class ValueGradMSE(_PlaceholderModule):
+    """A concrete loss under a base's placeholders: ``loss_value`` and ``loss_grad``."""
+
+    def loss_value(self, prediction, target):
+        return ((prediction - target) ** 2).mean()
+
+    def loss_grad(self, prediction, target):
+        return 2 * (prediction - target) / prediction.numel()

@@ -202,7 +202,7 @@ class DenseSGD(Dense):
 
 
 class FpropBprop:
-    """Neither forward nor backward."""
+    """Neither forward nor backward: fprop and bprop."""
 
     def fprop(self, x):
         return x
@@ -294,3 +294,13 @@ class PerSampleCrossEntropyLossNotNormalised(PerSampleCrossEntropyLoss):
     def backward(self, dvalues, y_true):
         super().backward(dvalues, y_true)
         self.dinputs = self.dinputs * len(dvalues)
+
+
+class Unrelated:
+    """Methods of its own names: ``run`` and ``grad``."""
+
+    def run(self, x):
+        return x
+
+    def grad(self, dout):
+        return dout
