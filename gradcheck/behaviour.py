@@ -165,10 +165,39 @@ def _check_gradient_shape(s: Session, inputs: list[Tensor | None]) -> bool:
             problems.append(f"parameter {p.name} gradient is {g.dtype}, it is {p.tensor.dtype}")
     s.params = [p for p in s.params if p.name not in s.unused]
     shape_problems = [p for p in problems if "shape" in p or "no gradient" in p]
+    given = [g for g in inputs if g is not None] + [p.read_grad() for p in params]
+    lower = [
+        g.dtype
+        for g in given
+        if isinstance(g, Tensor) and _lower_precision(g.dtype, s.options.dtype)
+    ]
+    if lower:
+        problems.append(_computes_in(lower[0], s.options.dtype, s.adapted.module))
+        shape_problems.append(problems[-1])
     s.add(GRADIENT_SHAPE, not problems, "; ".join(problems))
     if shape_problems:
         s.report.checks[-1].message += "; gradients not compared"
     return not shape_problems
+
+
+def _lower_precision(got: torch.dtype, want: torch.dtype) -> bool:
+    return (
+        got.is_floating_point
+        and want.is_floating_point
+        and (torch.finfo(got).eps > torch.finfo(want).eps)
+    )
+
+
+def _computes_in(got: torch.dtype, want: torch.dtype, module: Any) -> str:
+    """What to do about gradients of a lower precision than the check's."""
+    casts = find_casts(module)
+    where = f" ({'; '.join(casts)})" if casts else ""
+    other, check = (str(d).removeprefix("torch.") for d in (got, want))
+    return (
+        f"backward computes in {other}{where} (numpy code does when a library replaces np.dot, "
+        f"as nnfs.init() does), and {other} rounding cannot be judged at {check}'s tolerance: "
+        f"check it in {other} with --dtype {other} (library: dtype=torch.{other})"
+    )
 
 
 def _unused(s: Session, tensor: Tensor) -> bool:

@@ -351,3 +351,11 @@ def test_per_sample_losses_say_how_they_were_read():
     assert len(adapted.notes) == 2
     fused = gradcheck.check(M.SoftmaxWithCrossEntropy())
     assert any("the mean of forward(prediction, target)" in n for n in fused.notes)
+
+
+def test_a_module_computing_in_float32_fails_its_dtype_alone_and_is_sent_to_float32():
+    report = gradcheck.check(M.Float32Dense())
+    assert [c.name for c in report.checks if not c.passed] == [gradcheck.GRADIENT_SHAPE]
+    message = report[gradcheck.GRADIENT_SHAPE].message
+    assert "gradients not compared" in message and "--dtype float32" in message
+    assert gradcheck.check(M.Float32Dense(), dtype=torch.float32).passed

@@ -304,3 +304,24 @@ class Unrelated:
 
     def grad(self, dout):
         return dout
+
+
+class Float32Dense:
+    """Its products run in float32, as numpy's do once ``nnfs.init()`` has replaced np.dot;
+    the float64 bias makes its output float64 again, its gradients stay float32."""
+
+    def __init__(self):
+        self.weights = np.linspace(-1, 1, 12).reshape(3, 4)
+        self.biases = np.zeros((1, 4))
+        self.dweights = np.zeros_like(self.weights)
+
+    def forward(self, inputs):
+        self.inputs = inputs
+        return np.dot(inputs, self.weights).astype(np.float32) + self.biases
+
+    def backward(self, dvalues):
+        self.dweights += np.dot(self.inputs.T, dvalues).astype(np.float32)
+        return np.dot(dvalues, self.weights.T).astype(np.float32)
+
+    def param(self):
+        return [(self.weights, self.dweights)]
