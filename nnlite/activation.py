@@ -146,9 +146,10 @@ class ReLU(_Activation):
         """``backward`` computed in ``grad_output``'s memory, which the caller hands over.
 
         :class:`~nnlite.Sequential` calls it with the gradient the next layer has just created.
-        Large gradients are masked in place a slice at a time, so the step needs one slice of
-        mask instead of a second activation-sized tensor; the operations per element, and so
-        the bits, are :meth:`_derivative`'s.
+        Small gradients get :meth:`_derivative`'s select written in place (one tensor fewer);
+        large ones are masked in place a slice at a time, so the step needs one slice of mask
+        instead of a second activation-sized tensor. The operations per element, and so the
+        bits, are :meth:`_derivative`'s.
         """
         y = self._output
         if (
@@ -159,9 +160,12 @@ class ReLU(_Activation):
         ):
             y = self._saved(y)
             grad_output = self._check_grad(grad_output, y.shape, y.dtype)
-        if grad_output.numel() <= _SLICE or not (grad_output.is_contiguous() and y.is_contiguous()):
-            return self._derivative(grad_output, None, y)
         zero = scalar(0.0, y)
+        count = grad_output.numel()
+        if count <= _SELECT_MAX:
+            return grad_output.masked_fill_(torch.le(y, zero), zero)  # +0 where y <= 0
+        if count <= _SLICE or not (grad_output.is_contiguous() and y.is_contiguous()):
+            return self._derivative(grad_output, None, y)
         flat_grad, flat_y = grad_output.view(-1), y.view(-1)
         keep = flat_y.new_empty(_SLICE)
         for start in range(0, flat_grad.numel(), _SLICE):

@@ -59,15 +59,49 @@ class Sequential(Module):
             and _declares(module, "_backward_in_place")
             for i, module in enumerate(modules)
         ]  # fmt: skip
-        self._options_plan = [
-            type(module)._backward_options if isinstance(module, Module) else None
-            for module in modules
+        # (module, the module whose output it may compute in, or None), first to last.
+        self._forward_steps = [
+            (module, modules[i - 1] if self._forward_plan[i] else None)
+            for i, module in enumerate(modules)
         ]
+        self._backward_steps: dict[tuple[bool, bool, bool], list] = {}  # by backward's options
+
+    def _plan_backward(self, free_cache: bool, input_grad: bool, accumulate: bool) -> list:
+        """The backward steps for these options, last module first, made once and kept.
+
+        Each is ``(module, giver, options)``: ``giver`` the module whose fresh gradient the module
+        may mask in place (or None), ``options`` the keywords its backward declares and these
+        options ask for (None for an object that is not a Module: called as it is).
+        """
+        modules = self._modules
+        steps = []
+        for index in range(len(modules) - 1, -1, -1):
+            module = modules[index]
+            if not isinstance(module, Module):
+                steps.append((module, None, None))
+                continue
+            accepts = type(module)._backward_options
+            options = {}
+            if not (input_grad or index > 0) and "input_grad" in accepts:
+                options["input_grad"] = False
+            if free_cache and "free_cache" in accepts:
+                options["free_cache"] = True
+            if not accumulate and "accumulate" in accepts:
+                options["accumulate"] = False
+            giver = modules[index + 1] if self._backward_plan[index] else None
+            steps.append((module, giver, options))
+        self._backward_steps[free_cache, input_grad, accumulate] = steps
+        return steps
 
     def forward(self, input: Tensor) -> Tensor:
-        modules, plan = self._modules, self._forward_plan
-        for index, module in enumerate(modules):
-            if plan[index] and _unwrapped(modules[index - 1], "forward", module):
+        for module, giver in self._forward_steps:
+            # A forward replaced on an instance (a wrapper may keep what it returns, or expect
+            # its own code to run, which no class declaration can say) is called as it is.
+            if (
+                giver is not None
+                and "forward" not in giver.__dict__
+                and "forward" not in module.__dict__
+            ):
                 input = module._forward_owned(input)
             else:
                 input = module.forward(input)
@@ -98,39 +132,23 @@ class Sequential(Module):
                 the ``.grad`` that ``zero_grad`` set to ``None``; call it right after
                 ``zero_grad``, as :func:`nnlite.training.train_step` does. Default: ``True``.
         """
-        for index in range(len(self._modules) - 1, -1, -1):
-            grad_output = self._backward_at(
-                index, grad_output, free_cache, input_grad or index > 0, accumulate
-            )
+        steps = self._backward_steps.get((free_cache, input_grad, accumulate))
+        if steps is None:
+            steps = self._plan_backward(free_cache, input_grad, accumulate)
+        for module, giver, options in steps:
+            if options is None:  # not a Module: nothing declared, called as it is
+                grad_output = module.backward(grad_output)
+                continue
+            replaced = "backward" in module.__dict__  # a wrapper, as in forward
+            if giver is not None and not replaced and "backward" not in giver.__dict__:
+                grad_output = module._backward_owned(grad_output)
+            elif options and not replaced:
+                grad_output = module.backward(grad_output, **options)
+            else:
+                grad_output = module.backward(grad_output)
+            if free_cache:
+                module._clear_cache()
         return grad_output if input_grad else None
-
-    def _backward_at(
-        self, index: int, grad: Tensor, free_cache: bool, input_grad: bool, accumulate: bool
-    ) -> Tensor | None:
-        """Module ``index``'s backward, with the reuse and the options it declares."""
-        modules = self._modules
-        module = modules[index]
-        accepts = self._options_plan[index]  # None for an object that is not a Module
-        if self._backward_plan[index] and _unwrapped(modules[index + 1], "backward", module):
-            grad = module._backward_owned(grad)
-        elif (
-            (input_grad and accumulate and not free_cache)
-            or not accepts
-            or ("backward" in module.__dict__)
-        ):
-            grad = module.backward(grad)
-        else:
-            options = {}
-            if not input_grad and "input_grad" in accepts:
-                options["input_grad"] = False
-            if free_cache and "free_cache" in accepts:
-                options["free_cache"] = True
-            if not accumulate and "accumulate" in accepts:
-                options["accumulate"] = False
-            grad = module.backward(grad, **options)
-        if free_cache and accepts is not None:
-            module._clear_cache()
-        return grad
 
     def _clear_cache(self) -> None:
         for module in self._modules:
@@ -166,12 +184,6 @@ class Sequential(Module):
 def _declares(module: object, attribute: str) -> bool:
     """Whether ``module``'s class declares ``attribute`` (see :class:`~nnlite.Module`)."""
     return isinstance(module, Module) and getattr(type(module), attribute)
-
-
-def _unwrapped(first: Module, method: str, second: Module) -> bool:
-    """Whether neither module has ``method`` replaced on the instance: a wrapper may keep what
-    it returns, or expect its own code to run, which no class declaration can say."""
-    return method not in first.__dict__ and method not in second.__dict__
 
 
 def _check_module(module: object, index: int, before: list | tuple) -> None:

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from nnlite import init
-from nnlite._scalars import scalar
 from nnlite.module import Module
 
 
@@ -44,6 +43,7 @@ class Linear(Module):
     _output_is_fresh = True  # addmm's result; the layer caches its input, not its output
     _grad_is_fresh = True
     _backward_options = frozenset({"input_grad", "accumulate"})
+    _output_shape: tuple[int, ...] | None = None  # the last forward's, for backward's check
 
     def __init__(
         self,
@@ -84,27 +84,24 @@ class Linear(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         weight = self.weight
-        if (
-            isinstance(input, Tensor)
-            and input.dtype is weight.dtype
-            and input.dim() == 2
-            and input.shape[1] == self.in_features
-            and not input.requires_grad
-        ):
-            # The common case, a (batch, in_features) input of the layer's dtype, in few calls.
+        if isinstance(input, Tensor) and not input.requires_grad:
+            # The common case, a (batch, in_features) input of the layer's dtype, in one call:
+            # addmm refuses any other shape, dtype or device itself, and what it refuses takes
+            # the general way below, which handles it (more dimensions) or says why in our words.
+            # (``.mT`` is ``.t()`` of a matrix, the same view, without parsing arguments.)
             bias = self.bias
-            weight_t = weight.t()
             try:
                 out = (
-                    torch.mm(input, weight_t)
+                    torch.mm(input, weight.mT)
                     if bias is None
-                    else torch.addmm(bias, input, weight_t)
+                    else torch.addmm(bias, input, weight.mT)
                 )
-            except RuntimeError as error:
-                raise (self._device_error(input) or error) from None
-            self._input = input
-            self._output_shape = (input.shape[0], self.out_features)
-            return out
+            except RuntimeError:
+                pass
+            else:
+                self._input = input
+                self._output_shape = out.shape
+                return out
         x = self._check_input(input)
         shape = x.shape
         if not shape or shape[-1] != self.in_features:
@@ -155,14 +152,16 @@ class Linear(Module):
                 added into, as autograd sets the ``.grad`` that ``zero_grad`` set to ``None``:
                 one tensor call fewer per parameter. Default: ``True``.
         """
-        flat_input = self._saved(self._input)
+        flat_input = self._input
         output_shape = self._output_shape
         if (
-            not isinstance(grad_output, Tensor)
+            flat_input is None
+            or not isinstance(grad_output, Tensor)
             or grad_output.shape != output_shape
             or grad_output.dtype is not flat_input.dtype
             or grad_output.requires_grad
         ):
+            flat_input = self._saved(flat_input)
             grad_output = self._check_grad(grad_output, output_shape, flat_input.dtype)
         grad = grad_output if len(output_shape) == 2 else grad_output.reshape(-1, self.out_features)
         # NOTE: autograd's addmm backward computes these products in this orientation; the weight
@@ -170,24 +169,18 @@ class Linear(Module):
         # the gradient afterwards, as torch accumulates: addmm into the gradient would add the old
         # value first and round differently.
         if accumulate:
-            self.weight_grad.add_(torch.mm(grad.t(), flat_input))
+            self.weight_grad.add_(torch.mm(grad.mT, flat_input))
         else:
-            torch.mm(grad.t(), flat_input, out=self.weight_grad)
+            torch.mm(grad.mT, flat_input, out=self.weight_grad)
         bias_grad = self.bias_grad
         if bias_grad is not None:
-            # NOTE: the sum over a batch of one is that row, bit for bit (a -0 sums to +0, which
-            # adds to the +0 or nonzero gradient the same way); the view saves a reduction.
-            if grad.shape[0] == 1 and accumulate:
-                bias_grad.add_(grad.view(-1))
-            elif grad.shape[0] == 1:
-                torch.add(grad.view(-1), scalar(0.0, grad), out=bias_grad)  # -0 + 0 is +0
-            elif accumulate:
+            if accumulate:
                 bias_grad.add_(grad.sum(0))
             else:
                 torch.sum(grad, 0, out=bias_grad)
         if not input_grad:
             return None
-        if flat_input.stride(0) == 1 and flat_input.stride(1) == flat_input.shape[0]:
+        if flat_input.stride() == (1, flat_input.shape[0]):
             # NOTE: autograd's mm_mat1_backward returns the gradient of an input laid out
             # column-major (strides (1, N): a transposed batch, or a 1 x 1 one) in that layout,
             # as (W^T @ grad^T)^T, whose sums run in another order than grad @ W.

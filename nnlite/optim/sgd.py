@@ -94,13 +94,14 @@ class SGD(Optimizer):
         self._sgd(param, grad, buf, keep, group)
 
     def _flat_update(self, flat: FlatLayout, group: dict[str, Any]) -> bool:
-        buf = None
-        if group["momentum"] != 0:
-            buf = flat.state_buffer(self.state, "momentum_buffer")
-            if buf is None and any(
-                state.get("momentum_buffer") is not None for state in self.state.values()
-            ):
-                return False
+        if group["momentum"] == 0:
+            self._sgd(flat.params, flat.grads, None, None, group)
+            return True
+        buf = flat.state_buffer(self.state, "momentum_buffer")
+        if buf is None and any(
+            state.get("momentum_buffer") is not None for state in self.state.values()
+        ):
+            return False
 
         def keep(new: Tensor) -> None:
             flat.keep(self.state, "momentum_buffer", new, flat.views(new))
@@ -113,13 +114,13 @@ class SGD(Optimizer):
         param: Tensor,
         grad: Tensor,
         buf: Tensor | None,
-        keep: Callable[[Tensor], None],
+        keep: Callable[[Tensor], None] | None,
         group: dict[str, Any],
     ) -> None:
         """One step on ``param`` (one parameter, or the flat buffer of all of them).
 
         ``buf`` is the momentum buffer, None before the first step, when ``keep`` stores the new
-        one.
+        one (both None without momentum).
         """
         # NOTE: the operations and their order are torch.optim.sgd._single_tensor_sgd's, for
         # bit-identical parameters; elementwise, so the flat buffers give the same bits too.
