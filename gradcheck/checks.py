@@ -48,7 +48,7 @@ from gradcheck.session import USER_ERRORS, ModuleFailed, Options, Session, excep
 __all__ = ["assert_gradients", "check", "default_tolerances"]
 
 _MODES = ("auto", "full", "vjp", "fast")
-_ORACLES = ("finite-differences", "autograd")
+_ORACLES = ("auto", "finite-differences", "autograd")
 #: Default (atol, rtol) per dtype the check computes in. float32's steps are cbrt(eps) = 4.9e-3,
 #: whose rounding error is allowed for by itself (gradcheck.numeric, gradcheck.sweep): rtol 2e-3
 #: passed every correct module over 12 seeds x 4 shapes x 15 modules and catches a 1% error.
@@ -160,7 +160,7 @@ def check(
     max_full: int = 1_000_000,
     projections: int = 8,
     max_memory: int | str | None = None,
-    oracle: str = "finite-differences",
+    oracle: str = "auto",
     numpy: bool | None = None,
 ) -> Report:
     r"""Check a module's backward against finite differences and its behaviour; return a report.
@@ -233,10 +233,18 @@ def check(
             bytes or as ``"512M"``, ``"2G"``: each tensor gets the most sensitive method that
             fits (full, vjp, fast; see :mod:`gradcheck.budget`), computed in chunks; an input
             that fits no method is refused before anything runs. Default: ``None``, about 1 GB.
-        oracle: ``"finite-differences"``, or ``"autograd"`` to compare backward with autograd's
-            differentiation of forward, entry by entry at rounding-level tolerance (finite
-            differences judge a tensor where they disagree, and the whole check where autograd
-            cannot follow forward; the report says why). Default: ``"finite-differences"``.
+        oracle: what the hand-written backward is compared with. ``"auto"``: autograd's
+            differentiation of forward, entry by entry at rounding-level tolerance, once finite
+            differences confirm autograd along 2 random directions over every input and
+            parameter (a forward that hides a step from autograd, ``.detach()`` or
+            ``torch.no_grad``, fails that confirmation); where autograd cannot follow forward or
+            is not confirmed, finite differences judge every tensor (each tensor's
+            ``sensitivity_note`` says why; a note when they contradict autograd). A named
+            ``mode`` (full, vjp, fast) asks for finite differences. ``"autograd"``: the same without the confirmation (finite differences judge only the
+            tensors where backward and autograd disagree, and every tensor where autograd cannot
+            follow forward). ``"finite-differences"``: finite differences alone. Under every
+            oracle a tensor on which backward and autograd disagree is judged by finite
+            differences, whose verdict stands. Default: ``"auto"``.
         numpy: ``True`` to check a module on numpy arrays (inputs, parameters and gradients as
             ndarrays), ``False`` to give it tensors; ``None`` decides from what it holds and
             what its file imports. Default: ``None``.

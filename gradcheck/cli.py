@@ -201,8 +201,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--oracle",
-        choices=("finite-differences", "autograd"),
-        help="compare with finite differences (default) or autograd's differentiation of forward",
+        choices=("auto", "finite-differences", "autograd"),
+        help="what backward is compared with: autograd's differentiation of forward once finite "
+        "differences confirm it along random directions, else finite differences (auto, the "
+        "default); finite differences alone; autograd without the confirmation",
     )
     parser.add_argument(
         "--eps", type=_positive, help="relative finite-difference step (default: by dtype)"

@@ -82,7 +82,10 @@ class Jacobians:
         self.screen = numeric.screening_step(dtype)
         # check() records the budget and the oracle with the other options of the report.
         self.max_memory = int(s.report.options.get("max_memory") or budget.DEFAULT_MAX_MEMORY)
-        self.oracle = s.report.options.get("oracle") or "finite-differences"
+        self.oracle = s.report.options.get("oracle") or "auto"
+        if self.oracle == "auto" and s.options.mode != "auto":
+            # A mode named (full, vjp, fast) asks for that finite-difference method.
+            self.oracle = "finite-differences"
         #: Per output entry, the size of its terms (its rounding error's scale), set by run().
         self.terms = None
         #: Upstream gradients of the entry-wise and projection methods (set by plan()).
@@ -91,6 +94,11 @@ class Jacobians:
         self.noise: list[Tensor] = []
         #: Per tensor name, a pattern seen in its failing entries (a factor, a flipped sign).
         self.hints: dict[str, str] = {}
+        #: Who judged the tensors compared with autograd, and what the validation showed.
+        self.oracle_text = "autograd"
+        self.validation = ""
+        #: Why finite differences judged every tensor although an oracle was asked for.
+        self.fallback = ""
 
     def plan(self, M: int) -> list[str]:
         """The method of every tensor; raises :class:`budget.TooLarge` before anything runs."""
@@ -126,18 +134,9 @@ class Jacobians:
         self.terms = rounding_scale(self.s, INPUT_GRADIENT, self.base)
         tensors, names = self.s.tensors(), self.s.names()
         full = [m == "full" for m in methods]
-        vs, rows = self.analytic_vjp() if not all(full) or self.oracle == "autograd" else (None, [])
-        reference = None
-        if self.oracle == "autograd":
-            from gradcheck.oracle import Reference
-
-            reference = Reference(self.s, vs)
-            if reference.reason:
-                self.s.note(
-                    f"oracle autograd not used: {reference.reason}; compared with finite "
-                    "differences instead"
-                )
-                reference = None
+        fd_only = self.oracle == "finite-differences"
+        vs, rows = self.analytic_vjp() if not all(full) or not fd_only else (None, [])
+        reference = None if fd_only else self.reference(vs)
         jacobians: list = []
         results = []
         for index, (name, tensor) in enumerate(zip(names, tensors, strict=True)):
@@ -188,6 +187,37 @@ class Jacobians:
             else:
                 message = "; ".join(f"{r.tensor} {r.mode}: {r.sensitivity_note}" for r in mine)
             self.s.add(check, not failed, message, mine)
+
+    def reference(self, vs: Tensor):
+        """Autograd's products (:class:`gradcheck.oracle.Reference`), confirmed by finite
+        differences under ``oracle="auto"``; ``None`` where finite differences must judge every
+        tensor instead (``self.fallback`` says why)."""
+        from gradcheck.oracle import Reference
+
+        reference = Reference(self.s, vs)
+        reason = reference.reason
+        if reason is None and self.oracle == "auto":
+            reason = reference.validate(vs, self.terms)
+        if reason is None:
+            if self.oracle == "auto":
+                n = reference.validated
+                self.oracle_text = f"autograd, validated by finite differences along {n} directions"
+                self.validation = (
+                    f"autograd validated by finite differences along {n} random directions (a "
+                    f"difference of {reference.validation_sensitivity:.2g} of a directional "
+                    "derivative would have shown)"
+                )
+            return reference
+        self.fallback = reason
+        if self.oracle == "autograd":
+            self.s.note(
+                f"oracle autograd not used: {reason}; compared with finite differences instead"
+            )
+        elif reference.hidden_step:
+            # Routine fallbacks (numpy, detach, no_grad, a kink) stay quiet; a forward that
+            # autograd follows wrongly is worth a note.
+            self.s.note(f"finite differences judged every tensor, as {reason}")
+        return None
 
     def analytic_vjp(self) -> tuple[Tensor, list[list[Tensor]]]:
         """Return K random upstream gradients and, per one, every tensor's gradient.
@@ -271,6 +301,11 @@ class Jacobians:
         result.sensitivity, note = sensitivity(c, mode)
         K = c.numerical.shape[1] if c.numerical.dim() > 1 else 1
         result.sensitivity_note = _WHAT[mode].format(K=K, L=c.numerical.shape[0]) + "; " + note
+        result.oracle = self.oracle_text if mode == "autograd" else "finite differences"
+        if mode == "autograd" and self.validation:
+            result.sensitivity_note += "; " + self.validation
+        elif self.fallback:
+            result.sensitivity_note += f"; finite differences judged it, as {self.fallback}"
         if result.entries:
             errors = c.error
             if result.kinks_skipped:

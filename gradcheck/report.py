@@ -68,6 +68,8 @@ class TensorResult:
         unrefined: failing entries left with their first (screening) verdict once enough others
             were confirmed wrong.
         samples: how many entries one forward moved (the batch's samples, when independent).
+        oracle: what judged the tensor: ``"finite differences"``, ``"autograd"``, or
+            ``"autograd, validated by finite differences along 2 directions"`` (``oracle="auto"``).
     """
 
     tensor: str
@@ -89,6 +91,7 @@ class TensorResult:
     sensitivity_note: str = ""
     unrefined: int = 0
     samples: int = 1
+    oracle: str = "finite differences"
 
     @property
     def ratio(self) -> float:
@@ -125,6 +128,8 @@ class TensorResult:
             text += f", {self.unrefined} judged by the first difference only"
         if self.kinks_skipped:
             text += f", {self.kinks_skipped} kinks skipped"
+        if self.mode == "autograd" and self.oracle != "autograd":
+            text += f"; {self.oracle}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,6 +154,7 @@ class TensorResult:
             "sensitivity_note": self.sensitivity_note,
             "unrefined": self.unrefined,
             "samples": self.samples,
+            "oracle": self.oracle,
         }
 
 
