@@ -155,6 +155,8 @@ class FunctionPair(Adapted):
         self.module = forward
         self.forward_function, self.backward_function = forward, backward
         self.is_loss = backward is None
+        #: CS231n's scores keep their classes last: (N, C), and (N, T, V) over time.
+        self.class_dim = -1
         self.batch_dim = 0
         self.target_first = False
         self.notes: list[str] = []

@@ -100,11 +100,13 @@ def make_input(
     return x.to(dtype)
 
 
-def make_target(prediction: Tensor, *, kind: str = "like", seed: int = 0) -> Tensor:
+def make_target(
+    prediction: Tensor, *, kind: str = "like", seed: int = 0, class_dim: int | None = None
+) -> Tensor:
     """Return a random target for a loss given its ``prediction``.
 
     Args:
-        prediction: the loss's first input; classes lie along dim 1 (dim 0 for a 1-D input).
+        prediction: the loss's first input; classes lie along ``class_dim``.
         kind: ``"like"``: the prediction's shape, uniform in ``(-1, 1)`` (regression losses);
             ``"class"``: class indices (``int64``, the prediction's shape without the class dim);
             ``"onehot"``: one-hot rows of the prediction's shape;
@@ -112,6 +114,8 @@ def make_target(prediction: Tensor, *, kind: str = "like", seed: int = 0) -> Ten
             ``(0, 1)``: suits cross-entropy with soft targets and binary cross-entropy).
             Default: ``"like"``.
         seed: seed of the private generator. Default: ``0``.
+        class_dim: the prediction's class dim. Default: 1 (torch's ``(N, C, d1, ...)``), 0
+            for a 1-D prediction; CS231n's ``(N, T, V)`` scores have theirs last (``-1``).
     """
     if kind not in _TARGET_KINDS:
         raise ValueError(f"target kind must be one of {', '.join(_TARGET_KINDS)}, got {kind!r}")
@@ -124,12 +128,12 @@ def make_target(prediction: Tensor, *, kind: str = "like", seed: int = 0) -> Ten
         if prediction.dim() == 0:
             return torch.rand((), generator=generator, dtype=torch.float64).to(dtype)
         logits = torch.randn(shape, generator=generator, dtype=torch.float64)
-        return torch.softmax(logits, dim=1 if prediction.dim() > 1 else 0).to(dtype)
+        return torch.softmax(logits, dim=_class_dim(prediction, class_dim)).to(dtype)
     if prediction.dim() == 0:
         raise ValueError(
             f"a {kind!r} target needs a prediction with a class dim, got a 0-dim tensor"
         )
-    class_dim = 1 if prediction.dim() > 1 else 0
+    class_dim = _class_dim(prediction, class_dim)
     classes = shape[class_dim]
     labels_shape = shape[:class_dim] + shape[class_dim + 1 :]
     labels = torch.randint(0, classes, labels_shape, generator=generator)
@@ -137,6 +141,22 @@ def make_target(prediction: Tensor, *, kind: str = "like", seed: int = 0) -> Ten
         return labels
     onehot = torch.zeros(shape, dtype=dtype)
     return onehot.scatter_(class_dim, labels.unsqueeze(class_dim), 1.0)
+
+
+def _class_dim(prediction: Tensor, class_dim: int | None) -> int:
+    if class_dim is None:
+        return 1 if prediction.dim() > 1 else 0
+    return class_dim % prediction.dim()
+
+
+def class_dim_for(prediction: tuple[int, ...], labels: tuple[int, ...]) -> int | None:
+    """The class dim of a ``prediction`` shape whose class labels have shape ``labels``: the
+    dim that is left out (``(N, T, V)`` and ``(N, T)``: 2; ``(N, C, L)`` and ``(N, L)``: 1);
+    None when no single dim is."""
+    for d in range(len(prediction)):
+        if prediction[:d] + prediction[d + 1 :] == tuple(labels):
+            return d
+    return None
 
 
 def loss_defaults(module: Any) -> tuple[str, tuple[float, float] | None]:

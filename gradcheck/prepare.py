@@ -21,6 +21,7 @@ from gradcheck.inputs import (
     DEFAULT_FEATURES,
     IMAGE_BATCH,
     IMAGE_SIZE,
+    class_dim_for,
     default_shape,
     loss_defaults,
     make_input,
@@ -98,7 +99,14 @@ def prepare_args(
             target = inputs[1]
         drawn = None
         if target is None:
-            target, drawn = make_target(prediction, kind=kind, seed=seed), kind
+            class_dim = getattr(adapted, "class_dim", None)
+            if len(shapes) >= 2 and kind == "class":  # the labels' shape says the class dim
+                class_dim = _target_class_dim(tuple(prediction.shape), shapes[1])
+            if len(shapes) >= 2 and kind != "class":  # a target of its own shape
+                target = make_target(make_input(shapes[1], seed=seed), kind=kind, seed=seed)
+            else:
+                target = make_target(prediction, kind=kind, seed=seed, class_dim=class_dim)
+            drawn = kind
         if not isinstance(target, Tensor):
             raise TypeError(f"target is a {type(target).__name__}; pass a tensor")
         args = [_copy(prediction, dtype), _copy(target, dtype)]
@@ -140,6 +148,17 @@ def _inputs_required(adapted: Adapted) -> int:
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
     return len([n for n in required if n != adapted.mode_flag])
+
+
+def _target_class_dim(prediction: tuple[int, ...], target: tuple[int, ...]) -> int:
+    """The prediction's class dim that class labels of shape ``target`` leave out."""
+    found = class_dim_for(prediction, target)
+    if found is None:
+        raise ValueError(
+            f"class labels of shape {target} do not fit a prediction of shape {prediction}: "
+            "they have its shape without the class dim, e.g. (N, T) for (N, T, V)"
+        )
+    return found
 
 
 def _from_numpy(x: Any) -> Any:

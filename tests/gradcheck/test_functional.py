@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import gradcheck
 from gradcheck.functional import FunctionPair, check_functions
@@ -373,3 +374,38 @@ def test_an_embedding_gets_integer_indices_and_its_table_is_the_gradient_checked
     pair = FunctionPair(L.word_embedding_forward, L.word_embedding_backward)
     assert gradcheck.check(pair).passed and gradcheck.check(pair).passed
     assert pair.notes == ["x holds integer indices into W"]
+
+
+def _temporal_softmax_loss(x, y, mask):
+    """CS231n's loss over time: scores (N, T, V), labels (N, T), a mask (N, T)."""
+    N, T, V = x.shape
+    flat, labels, keep = x.reshape(N * T, V), y.reshape(N * T), mask.reshape(N * T)
+    p = np.exp(flat - flat.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    loss = -np.sum(keep * np.log(p[np.arange(N * T), labels])) / N
+    dx = p.copy()
+    dx[np.arange(N * T), labels] -= 1
+    return loss, (dx / N * keep[:, None]).reshape(N, T, V)
+
+
+@pytest.mark.parametrize("shapes", [[(2, 3, 5)], [(2, 3, 5), (2, 3)]], ids=["scores", "labels"])
+def test_a_temporal_loss_gets_labels_over_time_with_its_classes_last(shapes):
+    mask = np.array([[True, True, False], [True, False, True]])
+    report = gradcheck.check_functions(_temporal_softmax_loss, None, shape=shapes, mask=mask)
+    assert report.passed, report
+
+
+def test_a_loss_target_shape_picks_the_class_dim_it_leaves_out():
+    from gradcheck.inputs import class_dim_for
+
+    assert class_dim_for((2, 3, 5), (2, 3)) == 2
+    assert class_dim_for((2, 5, 7), (2, 7)) == 1
+    assert class_dim_for((4, 3), (4,)) == 1
+    assert class_dim_for((4, 3), (5,)) is None
+    labels = gradcheck.make_target(torch.zeros(2, 3, 5), kind="class", class_dim=-1)
+    assert labels.shape == (2, 3) and int(labels.max()) < 5
+
+
+def test_class_labels_that_fit_no_dim_of_the_prediction_are_refused_by_shape():
+    with pytest.raises(ValueError, match=r"class labels of shape \(5,\) do not fit"):
+        gradcheck.check(torch.nn.CrossEntropyLoss(), shape=[(4, 3), (5,)])
