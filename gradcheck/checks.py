@@ -239,12 +239,15 @@ def check(
             parameter (a forward that hides a step from autograd, ``.detach()`` or
             ``torch.no_grad``, fails that confirmation); where autograd cannot follow forward or
             is not confirmed, finite differences judge every tensor (each tensor's
-            ``sensitivity_note`` says why; a note when they contradict autograd). A named
-            ``mode`` (full, vjp, fast) asks for finite differences. ``"autograd"``: the same without the confirmation (finite differences judge only the
+            ``sensitivity_note`` says why; a note when they contradict autograd). Where
+            backward and confirmed autograd disagree, finite differences along the difference
+            itself say who is right (backward fails when they side with autograd); when they
+            cannot tell, finite differences judge that tensor entry by entry, and their verdict
+            stands. A named ``mode`` (full, vjp, fast) asks for finite differences.
+            ``"autograd"``: the same without the confirmation (finite differences judge only the
             tensors where backward and autograd disagree, and every tensor where autograd cannot
-            follow forward). ``"finite-differences"``: finite differences alone. Under every
-            oracle a tensor on which backward and autograd disagree is judged by finite
-            differences, whose verdict stands. Default: ``"auto"``.
+            follow forward). ``"finite-differences"``: finite differences alone.
+            Default: ``"auto"``.
         numpy: ``True`` to check a module on numpy arrays (inputs, parameters and gradients as
             ndarrays), ``False`` to give it tensors; ``None`` decides from what it holds and
             what its file imports. Default: ``None``.

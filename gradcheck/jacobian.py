@@ -147,6 +147,8 @@ class Jacobians:
             result = None
             if reference is not None:
                 result = reference.compare(self, index, name, A)
+                if result is None and self.oracle == "auto" and A is not None:
+                    result = self._settled(reference, index, name, A, vs)
             if result is None:
                 if full[index] and not jacobians:
                     # Only the tensors still to be compared in full: the oracle may have done
@@ -187,6 +189,24 @@ class Jacobians:
             else:
                 message = "; ".join(f"{r.tensor} {r.mode}: {r.sensitivity_note}" for r in mine)
             self.s.add(check, not failed, message, mine)
+
+    def _settled(self, reference, index: int, name: str, A: Tensor, vs: Tensor):
+        """The failing result of a tensor where backward and validated autograd disagree and
+        finite differences along the disagreement side with autograd; None otherwise (finite
+        differences then judge it entry by entry)."""
+        if reference.settle(index, A, vs, self.terms) is not True:
+            return None
+        numerical, autograd, backward, tolerance = reference.settled[index]
+        self.s.note(
+            f"{name}: backward disagrees with autograd, and finite differences along the "
+            f"difference side with autograd ({numerical:.6g}; autograd {autograd:.6g}, backward "
+            f"{backward:.6g}, tolerance {tolerance:.2g})"
+        )
+        result = reference.compare(self, index, name, A, settled=True)
+        self._hint(
+            name, reference.comparison, self.s.tensors()[index], index, entries_are_rows=True
+        )
+        return result
 
     def reference(self, vs: Tensor):
         """Autograd's products (:class:`gradcheck.oracle.Reference`), confirmed by finite
@@ -268,20 +288,23 @@ class Jacobians:
                 result.worst_index = (second, _unravel(first, tensor.shape))
             else:
                 result.worst_index = (second, first)
-        is_input = index < len(self.s.perturbable)
+        self._hint(name, c, tensor, index, entries_are_rows=method != "fast")
+        return result
+
+    def _hint(self, name: str, c, tensor: Tensor, index: int, *, entries_are_rows: bool) -> None:
+        """Record the pattern the failing entries of ``c`` show (a factor, a flipped sign)."""
         target = self.s.args[1] if self.s.adapted.is_loss and len(self.s.args) > 1 else None
         hint = hints.describe(
             name,
             c,
             shape=tuple(tensor.shape),
-            entries_are_rows=method != "fast",
-            is_input=is_input,
+            entries_are_rows=entries_are_rows,
+            is_input=index < len(self.s.perturbable),
             batch_dim=self.s.adapted.batch_dim,
             target=target,
         )
         if hint:
             self.hints[name] = hint
-        return result
 
     def tensor_result(
         self, name: str, mode: str, c: numeric.Comparison, scale: float

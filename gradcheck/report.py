@@ -107,8 +107,17 @@ class TensorResult:
         where = _index_text(self.mode, self.worst_index)
         error = abs(self.numerical - self.analytical)
         verdict = "<=" if error <= self.tolerance else ">"
+        # Against autograd, the reference is autograd's value and the other backward's.
+        reference, checked = (
+            ("autograd", "backward")
+            if self.mode == "autograd"
+            else (
+                "numerical",
+                "analytical",
+            )
+        )
         text = (
-            f"{self.tensor}{where}: numerical {_fmt(self.numerical)} vs analytical "
+            f"{self.tensor}{where}: {reference} {_fmt(self.numerical)} vs {checked} "
             f"{_fmt(self.analytical)}, error {_fmt(error)} {verdict} tolerance "
             f"{_fmt(self.tolerance)} "
         )

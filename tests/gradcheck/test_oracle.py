@@ -86,7 +86,7 @@ def test_an_unknown_oracle_is_refused():
 def test_the_oracles_tolerance_is_printed_as_rounding_level():
     report = gradcheck.check(correct.Tanh(), _x(4, 3), oracle="autograd")
     text = report.worst.describe()
-    assert "numerical" in text and "(rounding level: atol" in text
+    assert "autograd " in text and " vs backward " in text and "(rounding level: atol" in text
     assert report.worst.rtol == pytest.approx(1024 * 2.0**-52)
 
 
@@ -258,3 +258,18 @@ def test_the_cli_defaults_to_auto_and_takes_the_three_oracles(capsys):
     capsys.readouterr()
     assert main(["tests/gradcheck/corpus/correct.py:Tanh", "--no-isolate", "-v"]) == 0
     assert VALIDATED in capsys.readouterr().out
+
+
+def test_finite_differences_along_the_disagreement_settle_it_for_autograd():
+    report = gradcheck.check(
+        oracle_cases.LinearInputEntryOff(), gradcheck.make_input((16, 30)), max_full=15_000
+    )
+    result = report[gradcheck.INPUT_GRADIENT]
+    assert not result.passed
+    assert result.message.startswith("backward disagrees with autograd for input")
+    assert "analytical = 1.005 x numerical" in result.message
+    assert any(
+        "finite differences along the difference side with autograd" in n for n in report.notes
+    )
+    # The parameters' gradients are right, and still pass.
+    assert report[gradcheck.PARAMETER_GRADIENT].passed

@@ -120,7 +120,7 @@ def test_fixture_passes_correct_modules_and_fails_wrong_ones_with_the_report(pyt
         [
             ">*gradcheck(WrongTanh(), gradcheck.make_input((3, 2)))",
             "E*GradcheckError: gradcheck *WrongTanh*: FAILED *",
-            "E*input*numerical * vs analytical *, error * > tolerance *",
+            "E*input*autograd * vs backward *, error * > tolerance *",
         ]
     )
     assert "pytest_plugin.py" not in result.stdout.str(), "the helper's frame must be hidden"
