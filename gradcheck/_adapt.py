@@ -76,7 +76,7 @@ class Adapted:
     mode = True
 
     def __init__(
-        self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
+        self, module: Any, *, batch_dim: int | None = 0, target_first: bool | None = None
     ) -> None:
         for method in ("forward", "backward"):
             if not callable(getattr(module, method, None)):
@@ -255,7 +255,7 @@ class Adapted:
 class TorchAdapted(Adapted):
     """A ``torch.nn.Module`` run through autograd, as a reference implementation."""
 
-    def __init__(self, module: torch.nn.Module, *, batch_dim: int = 0) -> None:
+    def __init__(self, module: torch.nn.Module, *, batch_dim: int | None = 0) -> None:
         self.module = module
         self.is_loss = is_loss(module)
         self.batch_dim = batch_dim
@@ -327,7 +327,7 @@ class TorchAdapted(Adapted):
 def adapt(
     module: Any,
     *,
-    batch_dim: int = 0,
+    batch_dim: int | None = 0,
     target_first: bool | None = None,
     numpy: bool | None = None,
 ) -> Adapted:

@@ -188,7 +188,7 @@ class NumpyAdapted(Adapted):
     """A module on numpy arrays reached through the checker's interface (module docstring)."""
 
     def __init__(
-        self, module: Any, *, batch_dim: int = 0, target_first: bool | None = None
+        self, module: Any, *, batch_dim: int | None = 0, target_first: bool | None = None
     ) -> None:
         #: A learning rate backward takes and, holding no parameters, ignores: passed as 0.
         self._step = refuse_learning_rate(module, numpy=True)

@@ -150,7 +150,7 @@ def check(
     input_range: Sequence[float] | None = None,
     shape: Sequence[int] | Sequence[Sequence[int]] | None = None,
     dtype: torch.dtype = torch.float64,
-    batch_dim: int = 0,
+    batch_dim: int | None = 0,
     mode: str = "auto",
     eps: float | None = None,
     atol: float | None = None,
@@ -212,7 +212,8 @@ def check(
         dtype: the dtype the check computes in: ``torch.float64``, or ``torch.float32`` for a
             module written in float32 (steps and tolerances follow). Default: ``torch.float64``.
         batch_dim: the batch dimension of the input, ``1`` for modules whose inputs are
-            ``(features, batch)``. Default: ``0``.
+            ``(features, batch)``, ``None`` for modules that take one sample with no batch
+            dimension (a ``(C, H, W)`` image). Default: ``0``.
         mode: ``"full"`` compares every Jacobian entry (one backward per output entry, two
             forwards per input or parameter entry); ``"fast"`` compares ``projections`` x
             ``projections`` random signed projections per tensor; ``"auto"`` uses full for each
@@ -263,8 +264,8 @@ def check(
     memory = budget.DEFAULT_MAX_MEMORY if max_memory is None else budget.parse_memory(max_memory)
     if oracle not in _ORACLES:
         raise ValueError(f"oracle must be one of {', '.join(_ORACLES)}, got {oracle!r}")
-    if batch_dim not in (0, 1):
-        raise ValueError(f"batch_dim must be 0 or 1, got {batch_dim!r}")
+    if batch_dim not in (0, 1, None):
+        raise ValueError(f"batch_dim must be 0, 1 or None (no batch dimension), got {batch_dim!r}")
     if inputs and shape is not None:
         raise TypeError("pass either inputs or shape=, not both: shape= sizes a drawn input")
     report = Report(module=_describe(module))

@@ -176,9 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch-dim",
-        type=int,
-        choices=(0, 1),
-        help="the input's batch dimension: 1 for modules whose inputs are (features, batch) "
+        choices=("0", "1", "none"),
+        help="the input's batch dimension: 1 for modules whose inputs are (features, batch), "
+        "none for modules that take one sample with no batch dimension, a (C, H, W) image "
         "(default: 0)",
     )
     parser.add_argument(
@@ -286,6 +286,8 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {
         name: getattr(args, name) for name in _CHECK_OPTIONS if getattr(args, name) is not None
     }
+    if args.batch_dim is not None:
+        options["batch_dim"] = None if args.batch_dim == "none" else int(args.batch_dim)
     if args.shape:  # one --shape is the input's shape; several, one per input
         options["shape"] = args.shape[0] if len(args.shape) == 1 else args.shape
     options["dtype"] = getattr(torch, args.dtype)

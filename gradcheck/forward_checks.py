@@ -138,7 +138,7 @@ def _check_output_shape(s: Session, out: Tensor) -> None:
                     f"{shape_text(out)}; " + _reduction_hint(s, out.numel()),
                 )
             )
-    elif first is not None and first.dim() >= 2:
+    elif first is not None and first.dim() >= 2 and batch_dim is not None:
         if out.dim() <= batch_dim or out.shape[batch_dim] != first.shape[batch_dim]:
             expected = ["..."] * (batch_dim + 1)
             expected[batch_dim] = str(first.shape[batch_dim])

@@ -94,7 +94,7 @@ def describe(
     shape: tuple,
     entries_are_rows: bool,
     is_input: bool,
-    batch_dim: int = 0,
+    batch_dim: int | None = 0,
     target: Tensor | None = None,
 ) -> str | None:
     """One hint about the failing entries of ``c``, or None when nothing stands out.

@@ -178,20 +178,24 @@ def loss_defaults(module: Any) -> tuple[str, tuple[float, float] | None]:
     return "like", None
 
 
-def default_shape(module: Any, *, batch_dim: int = 0) -> tuple[int, ...]:
+def default_shape(module: Any, *, batch_dim: int | None = 0) -> tuple[int, ...]:
     """Return a default input shape for ``module``.
 
     A module with ``in_channels`` (or a container whose first such layer has them) gets an
     NCHW image batch ``(2, C, 6, 6)``; any other ``(DEFAULT_BATCH, features)``, with
     ``features`` the ``in_features`` (or a spelling of it: ``in_dim``, ``n_in``, ...) of the
     module or of the first module inside it that has one, else :data:`DEFAULT_FEATURES`.
-    ``batch_dim=1`` swaps the two: ``(features, DEFAULT_BATCH)``.
+    ``batch_dim=1`` swaps the two: ``(features, DEFAULT_BATCH)``; ``None`` (no batch
+    dimension) gives one sample, ``(C, 6, 6)`` or ``(features,)``.
     """
     channels = _in_features(module, depth=3, names=_CHANNEL_NAMES)
-    if channels is not None and batch_dim == 0:
-        return (IMAGE_BATCH, channels, IMAGE_SIZE, IMAGE_SIZE)
+    if channels is not None and batch_dim != 1:
+        image = (channels, IMAGE_SIZE, IMAGE_SIZE)
+        return image if batch_dim is None else (IMAGE_BATCH, *image)
     features = _in_features(module, depth=3)
     features = features if features is not None else DEFAULT_FEATURES
+    if batch_dim is None:
+        return (features,)
     return (features, DEFAULT_BATCH) if batch_dim == 1 else (DEFAULT_BATCH, features)
 
 

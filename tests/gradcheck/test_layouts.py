@@ -168,3 +168,16 @@ def test_a_loss_under_placeholder_methods_is_checked_through_its_value_and_gradi
     names = [t.name for t in resolve(layouts.__file__) if not t.skipped]
     assert any(n.endswith(":ValueGradMSE") for n in names)
     assert any(n.endswith(":BackpropMaxPool") for n in names)
+
+
+def test_a_layer_without_a_batch_dimension_is_checked_with_batch_dim_none(capsys):
+    image = gradcheck.make_input((3, 6, 6))
+    kept = gradcheck.check(layouts.SingleImageConv(), image)
+    assert [c.name for c in kept.checks if not c.passed] == [gradcheck.OUTPUT_SHAPE]
+    assert gradcheck.check(layouts.SingleImageConv(), image, batch_dim=None).passed
+    assert gradcheck.check(layouts.SingleImageConv(), batch_dim=None, shape=(3, 6, 6)).passed
+    assert gradcheck.default_shape(layouts.SingleImageConv(), batch_dim=None) == (3,)
+    status = main(
+        [f"{layouts.__file__}:SingleImageConv", "--batch-dim", "none", "--shape", "3,6,6"]
+    )
+    assert status == 0, capsys.readouterr().out

@@ -392,3 +392,25 @@ class ValueGradMSE(_PlaceholderModule):
 
     def loss_grad(self, prediction, target):
         return 2 * (prediction - target) / prediction.numel()
+
+
+class SingleImageConv:
+    """A 3x3 'valid' convolution of one image ``(C, H, W)``, no batch dimension, two filters:
+    its output ``(2, H - 2, W - 2)`` has no dim of its input's size to keep."""
+
+    def __init__(self, channels: int = 3) -> None:
+        self.kernels = _randn(2, channels, 3, 3)
+        self.dkernels = torch.zeros_like(self.kernels)
+
+    def forward(self, image):
+        self.image = image
+        return torch.nn.functional.conv2d(image[None], self.kernels)[0]
+
+    def backward(self, grad):
+        self.dkernels += torch.nn.grad.conv2d_weight(
+            self.image[None], self.kernels.shape, grad[None]
+        )
+        return torch.nn.grad.conv2d_input(self.image[None].shape, self.kernels, grad[None])[0]
+
+    def param(self):
+        return [(self.kernels, self.dkernels)]
