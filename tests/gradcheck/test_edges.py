@@ -210,7 +210,11 @@ def test_train_and_eval_without_arguments_are_called_as_they_are():
     [
         ({"dtype": torch.int32}, ValueError, "dtype must be one of float64, float32, float16"),
         ({"max_full": -1}, ValueError, "max_full must be an int >= 0"),
-        ({"batch_dim": 2}, ValueError, "batch_dim must be 0 or 1, got 2"),
+        (
+            {"batch_dim": 2},
+            ValueError,
+            r"batch_dim must be 0, 1 or None \(no batch dimension\), got 2",
+        ),
         ({"shape": (4, 3)}, TypeError, "pass either inputs or shape=, not both"),
     ],
     ids=["integer_dtype", "negative_max_full", "batch_dim_2", "inputs_and_shape"],
