@@ -292,6 +292,11 @@ class FunctionPair(Adapted):
 
     def _check_result(self, result: Any) -> None:
         what = "(loss, dx)" if self.is_loss else "(out, cache)"
+        if isinstance(result, tuple | list) and all(r is None for r in result):
+            raise CannotAdapt(
+                f"{self.label}: the forward returned {tuple(result)}: not implemented yet (an "
+                "assignment template's stub?)"
+            )
         if not (isinstance(result, tuple | list) and len(result) == 2):
             got = f"{len(result)} values" if isinstance(result, tuple | list) else "one value"
             raise CannotAdapt(

@@ -116,10 +116,29 @@ def _instantiate(value: Any, namespace: types.ModuleType | None) -> Any:
         except USER_ERRORS as error:  # its exceptions, and a sys.exit() from it
             raise TargetError(
                 f"constructing {format_target(value)} failed: {exception_text(error)}"
+                + _variadic_hint(obj, value)
             ) from None
     if isinstance(value, Items):
         return value.kind(_instantiate(item, namespace) for item in value.items)
     return value  # a literal
+
+
+def _variadic_hint(cls: Any, call: Call) -> str:
+    """For a class called with nothing whose constructor takes ``*args``: what to pass."""
+    if call.args or call.kwargs:
+        return ""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    star = next((p.name for p in parameters if p.kind == p.VAR_POSITIONAL), None)
+    if star is None:
+        return ""
+    example = format_target(Call(call.name, (3, 4), called=True))
+    return (
+        f"; its constructor takes *{star}, which gradcheck cannot guess: pass them in the "
+        f"target, e.g. '{example}' (quote it in the shell)"
+    )
 
 
 def _constructed(name: str, call: Call, namespace: types.ModuleType | None) -> Target:

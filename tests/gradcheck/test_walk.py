@@ -231,3 +231,33 @@ def test_a_missing_package_is_named_as_pip_knows_it(tmp_path, monkeypatch, isola
     monkeypatch.chdir(tmp_path)
     with pytest.raises(TargetError, match="pip install opencv-python"):
         resolve("vision.py")
+
+
+def test_a_template_stub_pair_is_not_implemented_rather_than_failed(tmp_path, isolated_imports):
+    path = tmp_path / "layers.py"
+    path.write_text(
+        "def affine_forward(x, w, b):\n"
+        "    out, cache = None, None\n"
+        "    # TODO: implement the affine forward pass\n"
+        "    return out, cache\n\n"
+        "def affine_backward(dout, cache):\n"
+        "    dx, dw, db = None, None, None\n"
+        "    return dx, dw, db\n"
+    )
+    (target,) = resolve(f"{path}")
+    report = gradcheck.check(target.build())
+    assert report.unsupported is not None and "not implemented yet" in report.unsupported
+
+
+def test_a_constructor_taking_star_args_says_what_to_pass(tmp_path, isolated_imports):
+    path = tmp_path / "models.py"
+    path.write_text(
+        "class Linear:\n"
+        "    def __init__(self, *model_params):\n"
+        "        self.n_in, self.n_out = model_params[0], model_params[1]\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, g):\n        return g\n"
+    )
+    (target,) = resolve(str(path))
+    assert "its constructor takes *model_params" in target.error
+    assert "Linear(3, 4)" in target.error
