@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gradcheck._adapt import CannotAdapt
+from gradcheck._derivative_pairs import as_function_pair, derivative_partner
 from gradcheck.functional import (
     _BACKWARD,
     _FORWARD,
@@ -99,6 +100,7 @@ def _targets(
     forward: Callable[..., Any],
     backward: Callable[..., Any] | None,
     kwargs: dict[str, Any],
+    note: str | None = None,
 ) -> list[Target]:
     """One target per setting of the defaulted non-array arguments (``conv_param`` twice)."""
     settings = [dict(kwargs)]
@@ -114,6 +116,8 @@ def _targets(
         except CannotAdapt as exc:
             targets.append(Target(name, error=f"cannot be checked: {exc}"))
             continue
+        if note:
+            pair.notes.append(note)
         defaulted = [k for k in setting if k in missing]
         if defaulted:
             pair.notes.append(
@@ -143,14 +147,14 @@ def function_targets(text: str, namespace: types.ModuleType, label: str) -> list
     found = _named(_functions(namespace), head, namespace, label, spec)
     if found is None:
         return None
-    shown, forward, backward = found
-    return _targets(label, shown, forward, backward, _parse(text, spec)[1])
+    shown, forward, backward, note = found
+    return _targets(label, shown, forward, backward, _parse(text, spec)[1], note)
 
 
 def _named(
     functions: dict[str, Any], head: str, namespace: types.ModuleType, label: str, spec: str
-) -> tuple[str, Callable[..., Any], Callable[..., Any] | None] | None:
-    """What ``head`` names: ``(shown, forward, backward)``; None when not functions."""
+) -> tuple[str, Callable[..., Any], Callable[..., Any] | None, str | None] | None:
+    """What ``head`` names: ``(shown, forward, backward, note)``; None when not functions."""
     if "," in head:
         names = [n.strip() for n in head.split(",")]
         if len(names) != 2 or not all(names):
@@ -158,7 +162,9 @@ def _named(
         for n in names:
             if n not in functions:
                 raise TargetError(f"{label}{n}: the file has no function {n!r}")
-        return head, functions[names[0]], functions[names[1]]
+        if derivative_partner(functions, names[0]) == tuple(names):
+            return (head, *as_function_pair(functions[names[0]], functions[names[1]]))
+        return head, functions[names[0]], functions[names[1]], None
     obj = getattr(namespace, head, None)
     if obj is not None and head not in functions:
         return None  # a class, or an instance: the class resolution's
@@ -166,9 +172,12 @@ def _named(
     if pair is not None:
         forward, backward = pair
         shown = forward if _partner(functions, forward) == pair else ",".join(pair)
-        return shown, functions[forward], functions[backward]
+        return shown, functions[forward], functions[backward], None
     if obj is not None and _LOSS.search(head):
-        return head, obj, None
+        return head, obj, None, None
+    derived = derivative_partner(functions, head) if obj is not None else None
+    if derived is not None:  # mse and mse_prime, sigmoid and sigmoid_derivative
+        return (derived[0], *as_function_pair(*(functions[n] for n in derived)))
     return None  # nothing, or a function of another kind: the class resolution says which
 
 
@@ -190,8 +199,16 @@ def file_targets(namespace: types.ModuleType, label: str) -> list[Target]:
                 found.append((line, shown, pair))
         elif pair is None and _LOSS.search(name):
             found.append((line, name, (name, None)))
+        elif pair is None and (derived := derivative_partner(functions, name)) is not None:
+            if name == derived[0]:  # listed once, under the function's name
+                found.append((line, name, ("derivative", *derived)))
     targets = []
-    for _, shown, (forward, backward) in sorted(found, key=lambda f: f[0]):
+    for _, shown, pair in sorted(found, key=lambda f: f[0]):
+        if pair[0] == "derivative":
+            forward, backward, note = as_function_pair(functions[pair[1]], functions[pair[2]])
+            targets.extend(_targets(label, shown, forward, backward, {}, note))
+            continue
+        forward, backward = pair
         targets.extend(
             _targets(
                 label,

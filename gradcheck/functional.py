@@ -230,10 +230,10 @@ class FunctionPair(Adapted):
     def loss_defaults(self) -> tuple[str, tuple[float, float] | None]:
         """The target kind and input range a functional loss needs, from its name."""
         name = self.label.lower()
+        if "bce" in name or "binary" in name:  # binary_cross_entropy: before cross_entropy
+            return "prob", (0.05, 0.95)
         if _CLASS_LOSSES.search(name):
             return "class", None
-        if "bce" in name or "binary" in name:
-            return "prob", (0.05, 0.95)
         return "like", None
 
     def probe(self, args: list[Any]) -> None:

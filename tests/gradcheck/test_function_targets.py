@@ -220,3 +220,22 @@ def test_cli_target_class_gives_a_loss_of_any_name_integer_labels(tmp_path, caps
     )
     assert main([f"{path}:my_loss", "--shape", "6,4", "--target", "class"]) == 0
     assert "PASS" in capsys.readouterr().out
+
+
+def test_functions_with_their_derivative_beside_them_are_checked_as_pairs():
+    from tests.gradcheck.corpus import derivatives
+
+    targets = resolve(derivatives.__file__)
+    verdicts = {t.name.rpartition(":")[2]: gradcheck.check(t.build()).passed for t in targets}
+    assert verdicts == {
+        "mse": True,
+        "binary_cross_entropy": True,
+        "mae_wrong": False,
+        "sigmoid": True,
+        "tanh_wrong": False,
+    }
+    (mse,) = resolve(f"{derivatives.__file__}:mse")
+    notes = gradcheck.check(mse.build()).notes
+    assert any("through mse() and mse_prime(), y_true (the target) first" in n for n in notes)
+    (named,) = resolve(f"{derivatives.__file__}:sigmoid,sigmoid_derivative")
+    assert gradcheck.check(named.build()).passed
