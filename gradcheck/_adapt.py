@@ -5,17 +5,22 @@ What the checker understands with no adapter (the README shows this table):
 ========================  ===================================================================
 what                      forms recognised
 ========================  ===================================================================
+the two methods           ``forward`` and ``backward``, or ``fprop``, ``backprop``, ``bprop``,
+                          ... in their place (:func:`gradcheck._protocol.alias_methods`); a
+                          required mode flag (``forward(inputs, training)``) is passed
 the parameters            the first of ``named_param()``, ``param()``, ``param`` (a property
                           or attribute), ``parameters()``, ``params()``, ``params``; a list,
                           tuple, generator or dict; nothing at all for a parameterless layer
-one parameter             a ``(tensor, gradient)`` pair; a ``(name, tensor, gradient)``
-                          triple; a flat list ``[w, dw, b, db]``; one tuple per layer
-                          ``(w, b, dw, db)`` or ``(w, dw, b, db)``; an object with ``.data``
-                          or ``.value`` and ``.grad``; a tensor alone, its gradient in
-                          ``.grad`` or in an attribute named after it (``weight_grad``,
+one parameter             a ``(tensor, gradient)`` pair (``None`` or ``0`` until backward);
+                          a ``(name, tensor, gradient)`` triple; a flat list
+                          ``[w, dw, b, db]``; one tuple per layer ``(w, b, dw, db)`` or
+                          ``(w, dw, b, db)``; an object with ``.data`` or ``.value`` and
+                          ``.grad``; boxes ``[Box(w), Box(dw)]``; a tensor alone, its gradient
+                          in ``.grad`` or in an attribute named after it (``weight_grad``,
                           ``grad_weight``, ``dw`` for ``w``, ``dl_dw``, ``dW``, ...)
 no ``param()`` at all     tensors named like parameters (``weight``, ``w``, ``bias``, ...)
-                          with a gradient attribute named after them
+                          with a gradient attribute named after them; else the parameters of
+                          the layers it holds, by path (``transforms.0.w``)
 the output                what forward returns; when it returns ``None``, the tensor it
                           stored (``self.output``, ``self.out``, ...)
 the input gradient        what backward returns; a container returning ``None`` has its
@@ -23,8 +28,10 @@ the input gradient        what backward returns; a container returning ``None`` 
 a loss                    ``forward(prediction, target)`` and a ``backward`` that needs no
                           argument, whatever the class is called (or a name ending in
                           ``Loss``); ``forward(target, prediction)`` when its parameter names
-                          say so, or with ``target_first=True``; a value returned as a Python
-                          or numpy float
+                          say so, or with ``target_first=True``; one ``(prediction, target)``
+                          tuple; a value returned as a Python or numpy float, or the loss
+                          object itself (``self.loss``); a backward that hands its gradient to
+                          a :class:`~gradcheck.sink.GradientSink`
 ``torch.nn.Module``       run through autograd, as a reference
 ========================  ===================================================================
 
