@@ -210,14 +210,14 @@ def test_memory_blow_ups_end_at_the_limit_and_the_rest_run(name):
 
 
 def test_the_child_limit_is_never_above_the_limit_the_run_has(monkeypatch):
-    from gradcheck import isolate
+    from gradcheck import _child
 
     monkeypatch.setattr(resource, "getrlimit", lambda which: (2 << 30, 4 << 30))
-    assert isolate._child_limit(10 << 30) == 2 << 30
+    assert _child._child_limit(10 << 30) == 2 << 30
     monkeypatch.setattr(
         resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
     )
-    assert isolate._child_limit(1 << 30) == isolate._vm_size() + (1 << 30)
+    assert _child._child_limit(1 << 30) == _child._vm_size() + (1 << 30)
 
 
 # ------------------------------------------------------------------------------- zero sizes

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcheck import isolate
+from gradcheck import _child, isolate
 from gradcheck.cli import main
 from gradcheck.runner import Outcome
 
@@ -102,17 +102,17 @@ def test_a_child_that_named_other_modules_is_an_error(capsys, tmp_path):
 def _fake_child(control: int = -1) -> isolate._Child:
     import mmap
 
-    return isolate._Child(0, isolate._Job(0, "x"), control, -1, mmap.mmap(-1, 512), 0.0)
+    return isolate._Child(0, _child._Job(0, "x"), control, -1, mmap.mmap(-1, 512), 0.0)
 
 
-def _child_messages(job: isolate._Job) -> list:
+def _child_messages(job: _child._Job) -> list:
     import io
     import os
 
     read, write = os.pipe()
     settings = {"seed": 0, "resolving": {"features": 3, "channels": None}, "options": {}}
     try:
-        isolate._child_job(job, write, settings, [io.StringIO()])
+        _child._child_job(job, write, settings, [io.StringIO()])
     finally:
         os.close(write)
     child = _fake_child(read)
@@ -122,19 +122,19 @@ def _child_messages(job: isolate._Job) -> list:
 
 
 def test_a_resolving_child_sends_the_plan_then_its_first_targets_outcome():
-    (kind, _, planned), (kind2, index, outcome) = _child_messages(isolate._Job(0, "nnlite"))
+    (kind, _, planned), (kind2, index, outcome) = _child_messages(_child._Job(0, "nnlite"))
     assert kind == "plan" and kind2 == "outcome"
     assert planned[index].status == "check" and outcome.name == planned[index].name
     assert outcome.status == "pass"
 
 
 def test_a_resolving_child_of_a_target_with_nothing_to_check_sends_only_the_plan():
-    [(kind, _, planned)] = _child_messages(isolate._Job(0, "nnlite.Lineer"))
+    [(kind, _, planned)] = _child_messages(_child._Job(0, "nnlite.Lineer"))
     assert kind == "plan" and planned[0].status == "error"
 
 
 def test_a_child_that_resolves_another_module_than_planned_says_so():
-    [(_, _, outcome)] = _child_messages(isolate._Job(0, "nnlite", 1, "nnlite.Other"))
+    [(_, _, outcome)] = _child_messages(_child._Job(0, "nnlite", 1, "nnlite.Other"))
     assert outcome.status == "error" and "named other modules" in outcome.reason
 
 
@@ -149,7 +149,7 @@ def test_a_report_that_does_not_pickle_is_sent_as_text():
             return "the report as text"
 
     read, write = os.pipe()
-    isolate._send(write, ("outcome", 0, Outcome("t", "fail", report=Unpicklable())))
+    _child._send(write, ("outcome", 0, Outcome("t", "fail", report=Unpicklable())))
     os.close(write)
     [(_, _, outcome)] = isolate._messages(_fake_child(read))
     os.close(read)
@@ -186,8 +186,8 @@ def test_the_address_space_is_unknown_without_proc(monkeypatch):
     def no_proc(*args, **kwargs):
         raise OSError("no /proc")
 
-    monkeypatch.setattr(isolate, "open", no_proc, raising=False)
-    assert isolate._vm_size() == 0
+    monkeypatch.setattr(_child, "open", no_proc, raising=False)
+    assert _child._vm_size() == 0
 
 
 def test_a_memory_blow_up_in_a_child_names_the_limit(capsys):
