@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradcheck._params import _GRAD_FORMS, _SHORT, CannotAdapt
+from gradcheck._grad_names import _GRAD_FORMS, _SHORT
+from gradcheck._params import CannotAdapt
 from gradcheck._walk import children
 
 __all__ = [

@@ -7,38 +7,18 @@ converts them to the check's dtype and back.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
 
+from gradcheck._grad_names import _GRAD_WORDS, _PARAMETER_NAMES, _grad_attribute
 from gradcheck._walk import find_name, locate
 
 __all__ = ["ADAPTER", "CannotAdapt", "Param", "layers_of", "list_params", "lists_params"]
 
 _PARAM_SOURCES = ("named_param", "param", "parameters", "params")
-
-_PARAMETER_NAMES = ("weight", "weights", "w", "bias", "biases", "b", "kernel", "gamma", "beta")
-#: Short names a parameter's gradient may be written with (``dw`` for ``weight``).
-_SHORT = {"weight": ("w",), "weights": ("w",), "bias": ("b",), "biases": ("b",), "kernel": ("k",)}
-#: Gradient spellings for a parameter named ``n``, compared lower-case and without underscores.
-_GRAD_FORMS = (
-    "{}grad",
-    "grad{}",
-    "d{}",
-    "dld{}",
-    "dlossd{}",
-    "{}gradient",
-    "gradient{}",
-    "gradwrt{}",
-    "grads{}",
-    "{}grads",
-    "delta{}",
-    "g{}",
-)
-_GRAD_WORDS = re.compile(r"(^d[a-z]|grad|^delta|^dl_?d)", re.IGNORECASE)
 
 ADAPTER = """write an adapter with the course protocol that calls into your code, e.g.
 
@@ -409,26 +389,6 @@ def _named_parameters(module: Any) -> list[Param]:
                     )
                 break
     return params
-
-
-def _normal(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
-def _grad_attribute(owner: Any, attr: str, tensor: Tensor) -> Tensor | None:
-    """The gradient kept beside ``owner.attr``: an attribute named after it, of its shape."""
-    values = getattr(owner, "__dict__", None)
-    if not isinstance(values, dict):
-        return None
-    by_name = {_normal(k): v for k, v in values.items() if isinstance(v, Tensor)}
-    base = attr.lstrip("_")
-    bases = [base, *_SHORT.get(base.lower(), ())]
-    for b in bases:
-        for form in _GRAD_FORMS:
-            value = by_name.get(_normal(form.format(b)))
-            if value is not None and value is not tensor and value.shape == tensor.shape:
-                return value
-    return None
 
 
 def list_params(module: Any, names: dict[int, str], _depth: int = 0) -> list[Param]:
