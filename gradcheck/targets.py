@@ -185,14 +185,31 @@ def _single(
         prefix = "" if namespace is not None else call.name.rpartition(".")[0]
         raise TargetError(_missing_arguments(name, obj, features, owner, prefix, channels))
     if container:
-        raise TargetError(_empty_container(name))
+        raise TargetError(_empty_container(name, namespace or sys.modules.get(obj.__module__)))
     return _constructed(name, Call(call.name, called=True), namespace)
 
 
-def _empty_container(name: str) -> str:
+def _empty_container(name: str, namespace: Any) -> str:
+    """The message for a container named alone; its example holds two of the namespace's own
+    layer classes (placeholders when it has none)."""
+    own = name.rpartition(":")[2].rpartition(".")[2].partition("(")[0]
+    layers = (
+        [
+            attr
+            for attr, obj in vars(namespace).items()
+            if attr != own
+            and inspect.isclass(obj)
+            and is_module_class(obj)
+            and not is_abstract(obj)
+            and not required_parameters(obj)[1]
+        ]
+        if namespace is not None
+        else []
+    )
+    example = ", ".join(f"{attr}(...)" for attr in layers[:2]) or "Layer1(...), Layer2(...)"
     return (
         f"{name} is a container, and empty it checks nothing: name the layers it holds, e.g. "
-        f"'{name}(Linear(3, 4), Tanh())' (quote it in the shell)"
+        f"'{name}({example})' (quote it in the shell)"
     )
 
 
@@ -257,7 +274,8 @@ def _package(
             targets.append(Target(label + qualified, error=error))
             continue
         if required_parameters(obj)[1] and not call.args and not call.kwargs:
-            targets.append(Target(label + qualified, error=_empty_container(label + qualified)))
+            error = _empty_container(label + qualified, module)
+            targets.append(Target(label + qualified, error=error))
             continue
         name = label + (format_target(call) if call.args or call.kwargs else qualified)
         try:

@@ -261,3 +261,24 @@ def test_a_constructor_taking_star_args_says_what_to_pass(tmp_path, isolated_imp
     (target,) = resolve(str(path))
     assert "its constructor takes *model_params" in target.error
     assert "Linear(3, 4)" in target.error
+
+
+def test_an_empty_container_is_shown_with_the_file_s_own_layers(tmp_path, isolated_imports):
+    path = tmp_path / "net.py"
+    path.write_text(
+        "class Dense:\n"
+        "    def __init__(self, n_in, n_out):\n        pass\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, g):\n        return g\n\n"
+        "class Relu(Dense):\n"
+        "    def __init__(self):\n        pass\n\n"
+        "class Sequential:\n"
+        "    def __init__(self, *layers):\n        self.layers = layers\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, g):\n        return g\n"
+    )
+    from gradcheck.targets import TargetError
+
+    with pytest.raises(TargetError) as raised:
+        resolve(f"{path}:Sequential")
+    assert "Sequential(Dense(...), Relu(...))" in str(raised.value)
