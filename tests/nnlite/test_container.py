@@ -127,3 +127,23 @@ def test_repr_prints_children_indented_as_torch():
     ours = nnlite.Sequential(nnlite.Linear(2, 25), nnlite.ReLU(), nnlite.Dropout(0.2))
     theirs = torch.nn.Sequential(torch.nn.Linear(2, 25), torch.nn.ReLU(), torch.nn.Dropout(0.2))
     assert repr(ours) == repr(theirs)
+
+
+def test_each_set_of_backward_options_gets_its_own_plan():
+    x, grad = torch.randn(7, 2), torch.randn(7, 2)
+    torch.manual_seed(0)
+    net = _seeds_network(nnlite)
+    for options in ({}, {"input_grad": False, "accumulate": False, "free_cache": True}, {}):
+        for _, g in net.param():
+            g.zero_()
+        net(x)
+        got = net.backward(grad, **options)
+        torch.manual_seed(0)
+        fresh = _seeds_network(nnlite)
+        fresh(x)
+        expected = fresh.backward(grad)
+        assert got is None if options else torch.equal(got, expected)
+        for (_, ours), (_, theirs) in zip(net.param(), fresh.param(), strict=True):
+            assert torch.equal(ours, theirs)
+        assert (net[0]._input is None) == bool(options) == (net[1]._output is None)
+    assert set(net._backward_steps) == {(False, True, True), (True, False, False)}
