@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import time
 from pathlib import Path
 
@@ -10,6 +11,28 @@ import torch
 
 # Both frameworks run on one thread, so that a ratio compares the code, not the core count.
 torch.set_num_threads(1)
+
+
+def _steady_allocator() -> None:
+    """Keep freed memory in the process, for both frameworks alike.
+
+    glibc's malloc decides from the process's history whether a freed 9.5 MiB tensor goes back
+    to the kernel (its mmap and trim thresholds move as blocks are freed): in some benchmark
+    processes every step at batch 100,000 then pays ~144k page faults for fresh pages (53-65 ms
+    a step instead of 33-38), in others none, depending on which benchmarks ran before. Fixed
+    thresholds (large blocks from the heap, the heap never trimmed) take that history out of
+    the timings; the memory benchmarks run in fresh processes with their own setting.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to steady
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # glibc's largest: every tensor of a step
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+_steady_allocator()
 
 SHORT_MODE = {
     "benchmark_min_rounds": 5,
