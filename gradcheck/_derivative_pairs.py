@@ -19,10 +19,12 @@ from typing import Any
 
 from gradcheck._protocol import _PREDICTION_NAMES, _TARGET_NAMES
 
-__all__ = ["DERIVATIVE_SUFFIXES", "as_function_pair", "derivative_partner"]
+__all__ = ["DERIVATIVE_PREFIXES", "DERIVATIVE_SUFFIXES", "as_function_pair", "derivative_partner"]
 
 #: How a derivative's name follows its function's, most likely first.
 DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_der", "_grad", "_gradient", "_d")
+#: How it precedes it: ``dloss`` for ``loss``.
+DERIVATIVE_PREFIXES = ("d_", "d")
 
 
 def _arrays(function: Callable[..., Any]) -> list[str]:
@@ -40,15 +42,24 @@ def _arrays(function: Callable[..., Any]) -> list[str]:
 def derivative_partner(functions: dict[str, Any], name: str) -> tuple[str, str] | None:
     """``(function, derivative)`` when ``name`` is either and both take the same one or two
     array arguments; None otherwise."""
+    found = None
     for suffix in DERIVATIVE_SUFFIXES:
         if name.endswith(suffix) and name[: -len(suffix)] in functions:
-            value, derivative = name[: -len(suffix)], name
+            found = name[: -len(suffix)], name
+        elif name + suffix in functions:
+            found = name, name + suffix
+        if found:
             break
-        if name + suffix in functions:
-            value, derivative = name, name + suffix
+    for prefix in DERIVATIVE_PREFIXES:
+        if found:
             break
-    else:
+        if name.startswith(prefix) and name[len(prefix) :] in functions:
+            found = name[len(prefix) :], name
+        elif prefix + name in functions:
+            found = name, prefix + name
+    if found is None:
         return None
+    value, derivative = found
     arrays = _arrays(functions[value])
     if len(arrays) not in (1, 2) or len(_arrays(functions[derivative])) != len(arrays):
         return None
@@ -81,6 +92,7 @@ def as_function_pair(
             return value(*args), derivative(*args)
 
         loss.__name__ = value.__name__
+        loss.__wrapped__ = value  # type: ignore[attr-defined] - whose file says tensors or numpy
         _named_like(loss, [names[1], names[0]] if swap else names)  # the prediction first
         order = f"{names[0]} (the target) first" if swap else f"{names[1]} (the target) second"
         return loss, None, f"checked as a loss through {shown}, {order}"
@@ -93,5 +105,6 @@ def as_function_pair(
 
     _named_like(forward, names)
     forward.__name__ = f"{value.__name__}_forward"
+    forward.__wrapped__ = value  # type: ignore[attr-defined]
     backward.__name__ = f"{value.__name__}_backward"
     return forward, backward, f"checked as an elementwise function through {shown}"

@@ -173,11 +173,11 @@ def _named(
         forward, backward = pair
         shown = forward if _partner(functions, forward) == pair else ",".join(pair)
         return shown, functions[forward], functions[backward], None
-    if obj is not None and _LOSS.search(head):
-        return head, obj, None, None
     derived = derivative_partner(functions, head) if obj is not None else None
     if derived is not None:  # mse and mse_prime, sigmoid and sigmoid_derivative
         return (derived[0], *as_function_pair(*(functions[n] for n in derived)))
+    if obj is not None and _LOSS.search(head):
+        return head, obj, None, None
     return None  # nothing, or a function of another kind: the class resolution says which
 
 
@@ -197,11 +197,11 @@ def file_targets(namespace: types.ModuleType, label: str) -> list[Target]:
             if name == forward or _partner(functions, forward) != pair:
                 shown = forward if _partner(functions, forward) == pair else ",".join(pair)
                 found.append((line, shown, pair))
-        elif pair is None and _LOSS.search(name):
-            found.append((line, name, (name, None)))
         elif pair is None and (derived := derivative_partner(functions, name)) is not None:
             if name == derived[0]:  # listed once, under the function's name
                 found.append((line, name, ("derivative", *derived)))
+        elif pair is None and _LOSS.search(name):
+            found.append((line, name, (name, None)))
     targets = []
     for _, shown, pair in sorted(found, key=lambda f: f[0]):
         if pair[0] == "derivative":

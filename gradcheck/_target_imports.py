@@ -35,7 +35,11 @@ def import_named(module_name: str) -> types.ModuleType | None:
     except ModuleNotFoundError as error:
         if error.name == module_name:
             return None
-        raise TargetError(f"importing {module_name!r} failed: {error}{_raised_at(error)}") from None
+        top = (error.name or "").split(".")[0]
+        hint = f"; install it (pip install {_PIP_NAMES.get(top, top)})" if top else ""
+        raise TargetError(
+            f"importing {module_name!r} failed: {error}{_raised_at(error)}{hint}"
+        ) from None
     except Exception as error:  # the user's module raised while importing
         raise TargetError(
             f"importing {module_name!r} failed: {type(error).__name__}: {error}{_raised_at(error)}"

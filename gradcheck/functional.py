@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,10 +26,10 @@ import numpy as np
 import torch
 
 from gradcheck._adapt import Adapted, CannotAdapt, Param
-from gradcheck._numpy import numpy_views, seed_numpy, to_tensor, to_tensors
+from gradcheck._numpy import _uses, numpy_views, seed_numpy, to_tensor, to_tensors
 from gradcheck.inputs import make_input
 from gradcheck.report import Report
-from gradcheck.session import exception_text
+from gradcheck.session import _unbound_import, exception_text
 
 __all__ = ["PARAM_DEFAULTS", "FunctionPair", "check_functions"]
 
@@ -76,6 +77,13 @@ def _array_names(function: Callable[..., Any], kwargs: dict[str, Any]) -> list[s
         and p.default is p.empty
         and p.name not in kwargs
     ]
+
+
+def _listed_arrays(function: Callable[..., Any], kwargs: dict[str, Any]) -> list[str]:
+    """The keywords that fill a required argument of ``function`` with a list: arrays written
+    as literals in the target."""
+    required = _array_names(function, {})
+    return [n for n in required if isinstance(kwargs.get(n), list)]
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -161,6 +169,12 @@ class FunctionPair(Adapted):
         self.target_first = False
         self.notes: list[str] = []
         self.kwargs = dict(kwargs or {})
+        #: Functions whose file imports torch and not numpy get tensors, not numpy views.
+        numpy_, torch_ = _uses(sys.modules.get(getattr(inspect.unwrap(forward), "__module__", "")))
+        self.on_tensors = torch_ and not numpy_
+        # An array argument given in the target as a list literal (mask=[[True, False]]).
+        for name in _listed_arrays(forward, self.kwargs):
+            self.kwargs[name] = np.asarray(self.kwargs[name])
         fname = getattr(forward, "__name__", "forward")
         self.label = label or (fname if backward is None else f"{fname}/{backward.__name__}")
         self._check_signatures(fname)
@@ -251,6 +265,9 @@ class FunctionPair(Adapted):
         try:
             result = self._call([a.clone() if isinstance(a, torch.Tensor) else a for a in args])
         except Exception as exc:
+            unbound = _unbound_import(self.forward_function, exc, "forward")
+            if unbound:
+                raise CannotAdapt(unbound) from None
             if not self._guessed:
                 return  # the user's own shapes: the forward check reports it
             result = self._other_side(args)
@@ -313,7 +330,8 @@ class FunctionPair(Adapted):
 
     def _call(self, args: Sequence[Any]) -> Any:
         seed_numpy()
-        return self.forward_function(*numpy_views(tuple(args)), **copy.deepcopy(self.kwargs))
+        arrays = list(args) if self.on_tensors else numpy_views(tuple(args))
+        return self.forward_function(*arrays, **copy.deepcopy(self.kwargs))
 
     def forward(self, *args: Any) -> Any:
         result = self._call(args)
@@ -335,7 +353,8 @@ class FunctionPair(Adapted):
         assert self.backward_function is not None and grad is not None
         self._backwards += 1
         seed_numpy(7919 * self._backwards)
-        return to_tensors(self.backward_function(grad.numpy(), self._cache))
+        dout = grad if self.on_tensors else grad.numpy()
+        return to_tensors(self.backward_function(dout, self._cache))
 
     # -- the rest of the interface -------------------------------------------------------------
 

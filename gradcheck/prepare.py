@@ -182,7 +182,8 @@ def fit_default_input(
     """For a layer given a drawn ``(N, D)`` input: if its forward or backward refuses it, try
     what a course project's layer more likely takes, an NCHW image batch (a parameterless layer
     of an image project), one sample as a ``(D, 1)`` column vector, then as a ``(D,)`` vector,
-    and say which was drawn."""
+    then one image with no batch dimension, ``(C, H, W)`` or ``(H, W, C)``, and say which was
+    drawn."""
 
     def attempt(x: Tensor) -> None:
         torch.default_generator.manual_seed(seed)
@@ -204,6 +205,8 @@ def fit_default_input(
         ((IMAGE_BATCH, DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE), "an NCHW batch", 0),
         ((features, 1), "one sample as a column vector", 1),
         ((features,), "one sample as a vector", 0),
+        ((DEFAULT_FEATURES, IMAGE_SIZE, IMAGE_SIZE), "one (C, H, W) image", None),
+        ((IMAGE_SIZE, IMAGE_SIZE, DEFAULT_FEATURES), "one (H, W, C) image", None),
     )
     for shape, what, batch_dim in candidates:
         if shape == drawn:
@@ -214,7 +217,7 @@ def fit_default_input(
         except USER_ERRORS:
             continue
         args[0] = x
-        adapted.batch_dim = batch_dim  # a column's one sample is along dim 1
+        adapted.batch_dim = batch_dim  # a column's one sample is along dim 1; an image has none
         return (
             f"a {drawn} input was refused ({problem}); {what} {shape} was drawn instead; "
             "pass shape= (--shape) to choose"
@@ -258,27 +261,33 @@ def fit_loss_input(
 
 
 def fit_class_target(adapted: Adapted, args: list[Any], seed: int) -> str | None:
-    """For a loss given drawn class-index targets: if its forward refuses them, try targets like
-    the prediction (probability rows, a soft-target cross-entropy) and say so."""
-    torch.default_generator.manual_seed(seed)
-    try:
-        out = adapted.forward(*args)
-        if isinstance(out, Tensor) and bool(torch.isfinite(out).all()):
-            return None
-        problem = "its forward returned no finite value"
-    except USER_ERRORS as exc:
-        problem = f"its forward raised {exception_text(exc)}"
+    """For a loss given drawn class-index targets: if its forward or backward refuses them, try
+    targets like the prediction (probability rows: a soft-target or one-hot cross-entropy) and
+    say so."""
+
+    def attempt(target: Tensor) -> str | None:
+        """Why forward and backward cannot run on ``target`` (None: they can)."""
+        torch.default_generator.manual_seed(seed)
+        try:
+            out = adapted.forward(args[0].clone(), target)
+            if not isinstance(out, Tensor) or not bool(torch.isfinite(out).all()):
+                return "its forward returned no finite value"
+            grad = adapted.backward(None)
+        except USER_ERRORS as exc:
+            return f"it raised {exception_text(exc)}"
+        if isinstance(grad, Tensor) and grad.shape != args[0].shape:
+            return f"its backward returned a gradient of shape {tuple(grad.shape)}"
+        return None
+
+    problem = attempt(args[1])
+    if problem is None:
+        return None
     soft = make_target(args[0], kind="prob", seed=seed).to(args[0].dtype)
-    torch.default_generator.manual_seed(seed)
-    try:
-        out = adapted.forward(args[0], soft)
-    except USER_ERRORS:
-        return None  # class targets it is: the forward check reports the module's exception
-    if not isinstance(out, Tensor) or not bool(torch.isfinite(out).all()):
-        return None  # no better with probabilities: class targets it is
+    if attempt(soft) is not None:
+        return None  # no better with probabilities: class targets it is, and their failure
     args[1] = soft
     return (
         f"class-index targets did not fit ({problem}); probability rows like the prediction "
-        "were used (a soft-target cross-entropy); pass target_kind='class' (--target class) "
-        "to insist on class indices"
+        "were used (a soft-target or one-hot cross-entropy); pass target_kind='class' "
+        "(--target class) to insist on class indices"
     )

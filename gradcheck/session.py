@@ -7,6 +7,8 @@ module (:class:`ModuleFailed`) rather than a crash of the checker.
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 import traceback
 import types
@@ -121,6 +123,36 @@ def _foreign_arrays(module: Any, exc: BaseException) -> str | None:
     )
 
 
+def _unbound_import(module: Any, exc: BaseException, method: str) -> str | None:
+    """Why a module whose file imports a name that did not bind (a compiled extension not
+    built, imported in a ``try``) cannot be checked: forward or backward raised NameError on
+    it. None for any other NameError (a typo is the module's bug)."""
+    name = getattr(exc, "name", None)
+    if not isinstance(exc, NameError) or not name:
+        return None
+    owner = module if callable(module) and not isinstance(module, type) else type(module)
+    source_module = sys.modules.get(getattr(owner, "__module__", "") or "")
+    try:
+        source = inspect.getsource(source_module) if source_module else ""
+    except (OSError, TypeError):
+        return None
+    line = next(
+        (
+            text.strip()
+            for text in source.splitlines()
+            if "import" in text and re.search(rf"\b{re.escape(name)}\b", text)
+        ),
+        None,
+    )
+    if line is None:
+        return None
+    return (
+        f"{method} raised NameError: {name!r} is not defined: {source_module.__name__} imports "
+        f"it ({line}), and that import did not run (a compiled extension not built? its file "
+        "printed why at import); build or install it, then check again"
+    )
+
+
 def shape_text(t: Tensor) -> str:
     """A shape as Python writes a tuple: ``(4, 3)``, ``(3,)``, ``()``."""
     return "(" + ", ".join(map(str, t.shape)) + ("," if t.dim() == 1 else "") + ")"
@@ -186,7 +218,9 @@ class Session:
         try:
             out = self.adapted.forward(*args)
         except USER_ERRORS as exc:
-            foreign = _foreign_arrays(self.adapted.module, exc)
+            foreign = _foreign_arrays(self.adapted.module, exc) or _unbound_import(
+                self.adapted.module, exc, "forward"
+            )
             if foreign:
                 raise Unsupported(foreign) from exc
             raise raised(check, "forward", exc) from exc
@@ -250,6 +284,9 @@ class Session:
         try:
             result = self.adapted.backward(grad)
         except USER_ERRORS as exc:
+            unbound = _unbound_import(self.adapted.module, exc, "backward")
+            if unbound:
+                raise Unsupported(unbound) from exc
             raise raised(check, "backward", exc) from exc
         if result is None and (self.params or not self.returns_input_gradient):
             return [None] * len(self.perturbable)  # check_backward decides what that means

@@ -116,14 +116,14 @@ def _instantiate(value: Any, namespace: types.ModuleType | None) -> Any:
         except USER_ERRORS as error:  # its exceptions, and a sys.exit() from it
             raise TargetError(
                 f"constructing {format_target(value)} failed: {exception_text(error)}"
-                + _variadic_hint(obj, value)
+                + _variadic_hint(obj, value, namespace)
             ) from None
     if isinstance(value, Items):
         return value.kind(_instantiate(item, namespace) for item in value.items)
     return value  # a literal
 
 
-def _variadic_hint(cls: Any, call: Call) -> str:
+def _variadic_hint(cls: Any, call: Call, namespace: types.ModuleType | None) -> str:
     """For a class called with nothing whose constructor takes ``*args``: what to pass."""
     if call.args or call.kwargs:
         return ""
@@ -134,7 +134,9 @@ def _variadic_hint(cls: Any, call: Call) -> str:
     star = next((p.name for p in parameters if p.kind == p.VAR_POSITIONAL), None)
     if star is None:
         return ""
-    example = format_target(Call(call.name, (3, 4), called=True))
+    file = getattr(namespace, "__file__", None)
+    label = f"{os.path.relpath(file)}:" if file else ""
+    example = label + format_target(Call(call.name, (3, 4), called=True))
     return (
         f"; its constructor takes *{star}, which gradcheck cannot guess: pass them in the "
         f"target, e.g. '{example}' (quote it in the shell)"

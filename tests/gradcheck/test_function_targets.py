@@ -239,3 +239,39 @@ def test_functions_with_their_derivative_beside_them_are_checked_as_pairs():
     assert any("through mse() and mse_prime(), y_true (the target) first" in n for n in notes)
     (named,) = resolve(f"{derivatives.__file__}:sigmoid,sigmoid_derivative")
     assert gradcheck.check(named.build()).passed
+
+
+def test_functions_on_tensors_get_tensors_and_d_prefixed_derivatives_are_found():
+    from tests.gradcheck.corpus import torch_functions
+
+    targets = resolve(torch_functions.__file__)
+    verdicts = {t.name.rpartition(":")[2]: gradcheck.check(t.build()).passed for t in targets}
+    assert verdicts == {"loss": True, "softplus": True}
+
+
+def test_an_array_argument_given_as_a_list_literal_becomes_an_array(tmp_path, isolated_imports):
+    path = tmp_path / "masked.py"
+    path.write_text(
+        "import numpy as np\n\n"
+        "def masked_loss(x, y, mask):\n"
+        "    d = (x - y) * mask\n"
+        "    return np.sum(d**2) / x.shape[0], 2 * d * mask / x.shape[0]\n"
+    )
+    (target,) = resolve(f"{path}:masked_loss(mask=[[True, False, True], [False, True, True]])")
+    report = gradcheck.check(target.build(), shape=[(2, 3), (2, 3)])
+    assert report.passed, report
+
+
+def test_a_name_whose_import_did_not_run_is_not_the_layer_s_bug(tmp_path, isolated_imports):
+    path = tmp_path / "fast.py"
+    path.write_text(
+        "import numpy as np\n"
+        "try:\n    from not_built_extension import col2im_fast\n"
+        "except ImportError:\n    print('build the extension first')\n\n"
+        "def relu_forward(x):\n    return np.maximum(x, 0), x\n\n"
+        "def relu_backward(dout, cache):\n    return col2im_fast(dout * (cache > 0))\n"
+    )
+    (target,) = resolve(str(path))
+    report = gradcheck.check(target.build())
+    assert report.unsupported is not None
+    assert "imports it (from not_built_extension import col2im_fast)" in report.unsupported

@@ -181,3 +181,15 @@ def test_a_layer_without_a_batch_dimension_is_checked_with_batch_dim_none(capsys
         [f"{layouts.__file__}:SingleImageConv", "--batch-dim", "none", "--shape", "3,6,6"]
     )
     assert status == 0, capsys.readouterr().out
+
+
+def test_one_image_with_its_channels_last_is_drawn_when_nothing_else_fits():
+    report = gradcheck.check(layouts.ImageMaxPool())
+    assert report.passed, report
+    assert any("one (H, W, C) image (6, 6, 3) was drawn" in n for n in report.notes)
+
+
+def test_probability_rows_replace_class_labels_that_break_backward():
+    report = gradcheck.check(layouts.OneHotCrossEntropy())
+    assert report.passed, report
+    assert any("probability rows like the prediction were used" in n for n in report.notes)

@@ -414,3 +414,36 @@ class SingleImageConv:
 
     def param(self):
         return [(self.kernels, self.dkernels)]
+
+
+class ImageMaxPool:
+    """A 2x2 max pool of one ``(H, W, C)`` image, as a numpy-from-scratch CNN writes it in
+    torch: ``h, w, c = x.shape``."""
+
+    def forward(self, x):
+        h, w, c = x.shape
+        self.x = x
+        windows = (
+            x.reshape(h // 2, 2, w // 2, 2, c).permute(0, 2, 4, 1, 3).reshape(h // 2, w // 2, c, 4)
+        )
+        self.top = windows.argmax(-1, keepdim=True)
+        return windows.max(-1).values
+
+    def backward(self, grad):
+        h, w, c = self.x.shape
+        mask = torch.zeros(h // 2, w // 2, c, 4, dtype=grad.dtype).scatter_(-1, self.top, 1.0)
+        d = (mask * grad[..., None]).reshape(h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2)
+        return d.reshape(h, w, c)
+
+
+class OneHotCrossEntropy:
+    """A cross-entropy on one-hot targets: forward runs with class indices (broadcasting),
+    backward does not."""
+
+    def forward(self, prediction, target):
+        self.p = prediction.softmax(1)
+        self.target = target
+        return -(target * self.p.log()).sum() / len(prediction)
+
+    def backward(self):
+        return (self.p - self.target) / len(self.p)
