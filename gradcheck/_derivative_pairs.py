@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from gradcheck._protocol import _PREDICTION_NAMES, _TARGET_NAMES
+from gradcheck._protocol import _PREDICTION_NAMES, _TARGET_NAMES, required_names
 
 __all__ = ["DERIVATIVE_PREFIXES", "DERIVATIVE_SUFFIXES", "as_function_pair", "derivative_partner"]
 
@@ -25,18 +25,6 @@ __all__ = ["DERIVATIVE_PREFIXES", "DERIVATIVE_SUFFIXES", "as_function_pair", "de
 DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_der", "_grad", "_gradient", "_d")
 #: How it precedes it: ``dloss`` for ``loss``.
 DERIVATIVE_PREFIXES = ("d_", "d")
-
-
-def _arrays(function: Callable[..., Any]) -> list[str]:
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [
-        p.name
-        for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
 
 
 def derivative_partner(functions: dict[str, Any], name: str) -> tuple[str, str] | None:
@@ -60,8 +48,8 @@ def derivative_partner(functions: dict[str, Any], name: str) -> tuple[str, str] 
     if found is None:
         return None
     value, derivative = found
-    arrays = _arrays(functions[value])
-    if len(arrays) not in (1, 2) or len(_arrays(functions[derivative])) != len(arrays):
+    arrays = required_names(functions[value])
+    if len(arrays) not in (1, 2) or len(required_names(functions[derivative])) != len(arrays):
         return None
     return value, derivative
 
@@ -82,7 +70,7 @@ def as_function_pair(
     value: Callable[..., Any], derivative: Callable[..., Any]
 ) -> tuple[Callable[..., Any], Callable[..., Any] | None, str]:
     """``(forward, backward, note)`` in the CS231n form (``backward`` None: a loss)."""
-    names = _arrays(value)
+    names = required_names(value)
     shown = f"{value.__name__}() and {derivative.__name__}()"
     if len(names) == 2:
         swap = _target_first(names)

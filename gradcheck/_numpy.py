@@ -62,6 +62,7 @@ from gradcheck._numpy_params import (
     short,
     walk,
 )
+from gradcheck._protocol import required_names
 from gradcheck.inputs import loss_defaults
 
 __all__ = [
@@ -145,19 +146,6 @@ def is_numpy_module(module: Any) -> bool:
     return False
 
 
-def _required(function: Any) -> list[str]:
-    """The required positional parameters of ``function`` (none when it cannot be inspected)."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [
-        p.name
-        for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
-
-
 #: A per-sample loss's backward names its second parameter so.
 _TARGET_NAMES = frozenset({"y", "y_true", "target", "targets", "labels", "label", "t", "truth"})
 
@@ -195,10 +183,10 @@ class NumpyAdapted(Adapted):
         # The protocol's own validation sees such a layer as the backward(grad) it amounts to.
         #: A loss in the "from scratch" book's style: forward returns per-sample losses (their
         #: mean is the loss, ``calculate()`` where it has one), backward(dvalues, y_true).
-        backward = _required(getattr(module, "backward", None))
+        backward = required_names(getattr(module, "backward", None))
         self._per_sample = (
             len(backward) == 2
-            and len(_required(getattr(module, "forward", None))) == 2
+            and len(required_names(getattr(module, "forward", None))) == 2
             and backward[1].lower() in _TARGET_NAMES
         )
         shown: Any = module

@@ -15,7 +15,7 @@ import torch
 from gradcheck._params import ADAPTER, CannotAdapt
 from gradcheck.sink import fed_network
 
-__all__ = ["METHOD_ALIASES", "alias_methods", "is_loss", "protocol_methods"]
+__all__ = ["METHOD_ALIASES", "alias_methods", "is_loss", "protocol_methods", "required_names"]
 
 #: Other names of the protocol's two methods, most likely first.
 METHOD_ALIASES = {
@@ -154,6 +154,19 @@ def _first_parameter(function: Any) -> str | None:
     if signature is None or not signature.parameters:
         return None
     return next(iter(signature.parameters))
+
+
+def required_names(function: Any) -> list[str]:
+    """The required positional parameters of ``function`` (none when it cannot be inspected;
+    ``*args`` is not one)."""
+    signature = _signature(function)
+    if signature is None:
+        return []
+    return [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
 
 
 def _needs_no_argument(function: Any) -> bool:

@@ -8,7 +8,6 @@ cross-entropy) and return a note saying so; the module's own error stands when n
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gradcheck._adapt import Adapted
+from gradcheck._protocol import required_names
 from gradcheck.inputs import (
     DEFAULT_FEATURES,
     IMAGE_BATCH,
@@ -137,16 +137,7 @@ def prepare_args(
 def _inputs_required(adapted: Adapted) -> int:
     """How many tensors forward requires (``forward(self, query, key, value)``: 3); an input
     drawn for each, of the last shape given, when fewer shapes are."""
-    forward = getattr(adapted.module, "forward", None)
-    try:
-        parameters = inspect.signature(forward).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    required = [
-        p.name
-        for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
+    required = required_names(getattr(adapted.module, "forward", None))
     return len([n for n in required if n != adapted.mode_flag])
 
 
