@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tests.gradcheck.corpus.correct import BatchNorm, ReLU, Standardize
+from tests.gradcheck.corpus.correct import BatchNorm, Linear, ReLU, Standardize
 
 
 class StandardizeDetachedMean(Standardize):
@@ -84,27 +84,15 @@ class AbsReLU(ReLU):
         return grad * self.sign
 
 
-class LinearInputEntryOff:
+class LinearInputEntryOff(Linear):
     """A right Linear but for one entry of its input gradient, 0.5% too large: in a dense
     column, where entry-wise products by finite differences blur it."""
 
     def __init__(self, n_in: int = 30, n_out: int = 30, entry: tuple[int, int] = (3, 7)) -> None:
-        generator = torch.Generator().manual_seed(0)
-        self.w = torch.randn(n_in, n_out, generator=generator, dtype=torch.float64) / n_in**0.5
-        self.b = torch.zeros(n_out, dtype=torch.float64)
-        self.dw, self.db = torch.zeros_like(self.w), torch.zeros_like(self.b)
+        super().__init__(n_in, n_out)
         self.entry = entry
 
-    def forward(self, x):
-        self.x = x
-        return x @ self.w + self.b
-
     def backward(self, grad):
-        self.dw += self.x.t() @ grad
-        self.db += grad.sum(0)
-        dx = grad @ self.w.t()
+        dx = super().backward(grad)
         dx[self.entry] *= 1.005
         return dx
-
-    def param(self):
-        return [(self.w, self.dw), (self.b, self.db)]
